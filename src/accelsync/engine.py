@@ -1,0 +1,203 @@
+"""Runs one sync on Spark: plan, read -> transform -> write, then count what happened.
+
+The counts obey DataX's invariant: read = written + dirty + filtered (rows a transform filter
+dropped). The error limit is checked on them before anything can be gated or published.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from accelsync.errors import DataError, SyncTimeout, TerminalError
+from accelsync.plan import Plan
+from accelsync.registry import sink_class, source_class
+from accelsync.runs import RunDir
+from accelsync.spark_io import SINK_FORMAT, SOURCE_FORMAT
+from accelsync.spec import Spec
+
+
+@dataclass
+class SyncStats:
+    started: str
+    ended: str
+    seconds: float
+    read: int
+    written: int
+    dirty: int
+    filtered: int
+    bytes: int
+    partitions: int
+    dirty_reasons: dict[str, int]
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+def make_plan(spec: Spec, run: RunDir) -> Plan:
+    plan = source_class(spec.source.type)(spec).plan(spec.speed.channels)
+    run.write_json("plan.json", {"plan": plan.to_json(), "summary": plan.summary()})
+    return plan
+
+
+def load_plan(run: RunDir) -> Plan:
+    return Plan.from_json(run.read_json("plan.json")["plan"])
+
+
+def source_frame(spark, spec: Spec, plan: Plan, run: RunDir):
+    """The transformed DataFrame of this run's plan (lazy: nothing is read yet)."""
+    frame = (spark.read.format(SOURCE_FORMAT)
+             .option("spec", spec.model_dump_json(by_alias=True))
+             .option("plan", plan.to_json())
+             .option("run_dir", str(run.path))
+             .load())
+    return apply_transform(frame, spec)
+
+
+def apply_transform(frame, spec: Spec):
+    if spec.transform is None:
+        return frame
+    from pyspark.errors import AnalysisException, ParseException
+    try:
+        if spec.transform.filter:
+            frame = frame.filter(spec.transform.filter)
+        if spec.transform.select:
+            frame = frame.selectExpr(*spec.transform.select)
+        frame.schema  # analyse now, so a bad expression fails here with its message
+    except (AnalysisException, ParseException) as exc:
+        raise TerminalError(f"transform: {_first_line(str(exc))}") from None
+    return frame
+
+
+def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
+    """Plan and copy the data; raise DataError when dirty records exceed the error limit."""
+    for folder in ("stats", "snapshot", "dirty"):
+        shutil.rmtree(run.path / folder, ignore_errors=True)
+    for name in ("write_stats.json", "sync.json", "gate.json"):
+        run.file(name).unlink(missing_ok=True)
+    started = datetime.now(timezone.utc)
+    clock = time.monotonic()
+    plan = make_plan(spec, run)
+    sink = sink_class(spec.target.type)(spec)
+    context = sink.prepare(run.run_id)
+    run.write_json("context.json", context)
+    frame = source_frame(spark, spec, plan, run)
+    import json
+    writer = (frame.write.format(SINK_FORMAT).mode("append")
+              .option("spec", spec.model_dump_json(by_alias=True))
+              .option("context", json.dumps(context))
+              .option("run_dir", str(run.path))
+              .option("channels", str(spec.speed.channels)))
+    with _cancel_at(spark, deadline, f"accelsync-{spec.name}-{run.run_id}"):
+        try:
+            writer.save()
+        except Exception as exc:
+            raise _task_error(exc) from None
+    stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions))
+    run.write_json("sync.json", asdict(stats))
+    check_error_limit(spec, stats)
+    return stats
+
+
+def check_error_limit(spec: Spec, stats: SyncStats) -> None:
+    limit = spec.error_limit
+    over_records = stats.dirty > limit.records
+    share = stats.dirty / stats.read if stats.read else 0.0
+    over_share = limit.percentage > 0 and share > limit.percentage
+    if (over_records and limit.percentage == 0) or (over_records and over_share) or \
+            (limit.percentage > 0 and over_share and limit.records == 0):
+        raise DataError(f"{stats.dirty} dirty records of {stats.read} read ({share:.4%}) exceed "
+                        f"error_limit (records: {limit.records}, percentage: {limit.percentage}); "
+                        f"reasons: {stats.dirty_reasons}; see {stats_dirty_folder()}")
+
+
+def stats_dirty_folder() -> str:
+    return "the run's dirty/ folder"
+
+
+def _collect(run: RunDir, started: datetime, seconds: float, partitions: int) -> SyncStats:
+    reads = [RunDir.read_json(run, f"stats/{p.name}") for p in sorted((run.path / "stats").glob("read-*.json"))]
+    writes = run.read_json("write_stats.json") if run.exists("write_stats.json") else []
+    yielded = sum(r["rows"] for r in reads)
+    read_dirty = sum(r["dirty"] for r in reads)
+    reasons: dict[str, int] = {}
+    for entry in reads + writes:
+        for reason, count in (entry.get("dirty_reasons") or {}).items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    rows_in = sum(w["rows_in"] for w in writes)
+    written = sum(w["written"] for w in writes)
+    write_dirty = sum(w["dirty"] for w in writes)
+    return SyncStats(started=started.isoformat(timespec="seconds"),
+                     ended=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     seconds=round(seconds, 3), read=yielded + read_dirty, written=written,
+                     dirty=read_dirty + write_dirty, filtered=yielded - rows_in,
+                     bytes=sum(r["bytes"] for r in reads), partitions=partitions, dirty_reasons=reasons)
+
+
+def load_stats(run: RunDir) -> SyncStats:
+    return SyncStats(**run.read_json("sync.json"))
+
+
+@contextmanager
+def _cancel_at(spark, deadline: float | None, group: str):
+    """Cancel this thread's Spark jobs when the run's deadline passes."""
+    if deadline is None:
+        yield
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise SyncTimeout("timeout: the run's time budget was used up before the sync started")
+    context = spark.sparkContext
+    context.setJobGroup(group, "accelsync sync", interruptOnCancel=True)
+    fired = threading.Event()
+
+    def cancel():
+        fired.set()
+        context.cancelJobGroup(group)
+
+    timer = threading.Timer(remaining, cancel)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception:
+        if fired.is_set():
+            raise SyncTimeout("timeout: the sync ran past the spec's timeout and was cancelled") from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _task_error(exc: Exception) -> Exception:
+    """Turn Spark's wrapped task failure back into the accelsync error the task raised."""
+    from accelsync import errors
+    text = str(exc)
+    for name in ("SpecError", "ConnectionConfigError", "DataError", "TerminalError", "TransientError",
+                 "SyncTimeout"):
+        marker = f"accelsync.errors.{name}: "
+        if marker in text:
+            message = _first_line(text.split(marker, 1)[1])
+            cls = getattr(errors, name)
+            return (errors.TerminalError if name == "SpecError" else cls)(message)
+    for marker in ("TerminalError: ", "TransientError: ", "DataError: "):
+        if marker in text:
+            message = _first_line(text.split(marker, 1)[1])
+            return getattr(errors, marker[:-2])(message)
+    if isinstance(exc, (TerminalError,)) or getattr(exc, "retryable", None) is not None:
+        return exc
+    return errors.TransientError(f"Spark job failed: {_first_line(text)}")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+def snapshot_files(run: RunDir) -> list[str]:
+    writes: list[dict[str, Any]] = run.read_json("write_stats.json") if run.exists("write_stats.json") else []
+    return sorted(w["snapshot"] for w in writes if w.get("snapshot"))

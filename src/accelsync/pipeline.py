@@ -1,0 +1,111 @@
+"""The stages of one run, callable one by one (Airflow tasks) or all at once (`accelsync run`).
+
+    sync -> gate -> publish, then the summary.
+
+Each stage reads what the previous one left in the run folder, so stages may run in different
+processes. Nothing becomes visible to readers, and no source position advances, before `gate`
+passed: `publish` refuses to run without a passing gate verdict.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from accelsync.engine import SyncStats, load_plan, load_stats
+from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
+from accelsync.registry import sink_class, source_class
+from accelsync.runs import RunDir, new_run_id
+from accelsync.spark import get_spark
+from accelsync.spec import Spec
+
+
+def stage_sync(spec: Spec, run_id: str, deadline: float | None = None) -> SyncStats:
+    """Plan and write the data where readers do not yet rely on it being final."""
+    from accelsync import engine
+
+    run = RunDir(spec.name, run_id)
+    run.write_json("run.json", {"name": spec.name, "run_id": run_id,
+                                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return engine.sync(get_spark(), spec, run, deadline)
+
+
+def stage_gate(spec: Spec, run_id: str) -> dict[str, Any]:
+    """Run the quality gate; raise GateFailed (naming each failed check) when it does not pass."""
+    from accelsync.quality.gate import run_gate
+
+    run = RunDir(spec.name, run_id)
+    stats = load_stats(run)
+    started = datetime.fromisoformat(stats.started)
+    elapsed = (datetime.now(timezone.utc) - started).total_seconds()
+    verdict = run_gate(get_spark(), spec, run, stats, elapsed)
+    run.write_json("gate.json", verdict)
+    if not verdict["passed"]:
+        raise GateFailed(verdict["checks"])
+    return verdict
+
+
+def stage_publish(spec: Spec, run_id: str) -> dict[str, Any]:
+    """Make the run live and advance the source; only after a passing gate. Idempotent."""
+    run = RunDir(spec.name, run_id)
+    if run.exists("published.json"):
+        return run.read_json("published.json")
+    if not run.exists("gate.json") or not run.read_json("gate.json")["passed"]:
+        raise TerminalError(f"publish refused: run {run_id} of {spec.name} has no passing gate")
+    context = run.read_json("context.json") if run.exists("context.json") else {}
+    target = sink_class(spec.target.type)(spec).publish(context)
+    source = source_class(spec.source.type)(spec).publish(load_plan(run))
+    record = {"published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "target": target, "source": source}
+    run.write_json("published.json", record)
+    return record
+
+
+def run(spec: Spec, run_id: str | None = None) -> dict[str, Any]:
+    """All stages in one process; returns the summary (also saved as summary.json)."""
+    run_id = run_id or new_run_id()
+    clock = time.monotonic()
+    deadline = clock + spec.timeout.total_seconds()
+    status, reason, gate = "failed", None, {"passed": False, "checks": []}
+    stats: SyncStats | None = None
+    try:
+        stats = stage_sync(spec, run_id, deadline)
+        if time.monotonic() > deadline:
+            raise SyncTimeout("timeout: the sync finished after the spec's timeout")
+        try:
+            gate = stage_gate(spec, run_id)
+        except GateFailed as exc:
+            gate = RunDir(spec.name, run_id).read_json("gate.json")
+            raise exc
+        stage_publish(spec, run_id)
+        status = "published"
+    except AccelsyncError as exc:
+        reason = str(exc)
+    return summarize(spec, run_id, status, reason, stats, gate, time.monotonic() - clock)
+
+
+def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: SyncStats | None,
+              gate: dict[str, Any], seconds: float) -> dict[str, Any]:
+    run = RunDir(spec.name, run_id)
+    summary = {
+        "name": spec.name, "run_id": run_id, "status": status,
+        "source": spec.source.type, "target": spec.target.type,
+        "started": stats.started if stats else None,
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "read": stats.read if stats else 0, "written": stats.written if stats else 0,
+        "dirty": stats.dirty if stats else 0, "filtered": stats.filtered if stats else 0,
+        "bytes": stats.bytes if stats else 0,
+        "seconds": round(seconds, 3),
+        "sync_seconds": stats.seconds if stats else None,
+        "rows_per_second": round(stats.read / stats.seconds, 1) if stats and stats.seconds else 0.0,
+        "bytes_per_second": round(stats.bytes / stats.seconds, 1) if stats and stats.seconds else 0.0,
+        "dirty_reasons": stats.dirty_reasons if stats else {},
+        "gate": {"passed": bool(gate.get("passed")),
+                 "checks": [{k: c[k] for k in ("name", "passed", "detail")} for c in gate.get("checks", [])]},
+        "data_docs": gate.get("data_docs"),
+        "run_dir": str(run.path),
+        "reason": reason,
+    }
+    run.write_json("summary.json", summary)
+    return summary

@@ -1,0 +1,1 @@
+"""Quality gates: the GX suite, reconciliation, read-back, freshness and timeliness."""

@@ -1,0 +1,68 @@
+"""Where a run keeps what its stages hand each other: plan, stats, snapshot, dirty records, verdicts.
+
+A run folder is `<home>/runs/<sync name>/<run id>/`. The sync, gate and publish stages may run in
+different processes (Airflow tasks), so everything they share lives here, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def home() -> Path:
+    """The project-local state folder (`ACCELSYNC_HOME`, default `./.accelsync`)."""
+    return Path(os.environ.get("ACCELSYNC_HOME", ".accelsync")).absolute()
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def safe_run_id(run_id: str) -> str:
+    """Airflow run ids hold ':' and '+'; keep them readable but safe as a folder name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+
+
+class RunDir:
+    """The folder of one run of one sync."""
+
+    def __init__(self, sync_name: str, run_id: str, root: Path | None = None):
+        self.sync_name = sync_name
+        self.run_id = run_id
+        self.path = (root or home() / "runs") / sync_name / safe_run_id(run_id)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def folder(self, name: str) -> Path:
+        folder = self.path / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def exists(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    def write_json(self, name: str, data: Any) -> Path:
+        return write_json_atomic(self.path / name, data)
+
+    def read_json(self, name: str) -> Any:
+        with open(self.path / name, encoding="utf-8") as handle:
+            return json.load(handle)
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Write JSON so a reader never sees half a file, even if the process is killed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, default=str, ensure_ascii=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path

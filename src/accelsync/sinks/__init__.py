@@ -1,0 +1,1 @@
+"""Sinks: one module per `target.type`, each a Sink subclass registered by type."""

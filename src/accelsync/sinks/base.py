@@ -1,0 +1,172 @@
+"""What a sink is, and the write loop every sink shares.
+
+A sink subclass says how one Arrow batch is written (`BatchWriter.write`), how the gate finds
+rows again (`count_present`, `read_back`) and how a run becomes live (`publish`). The shared
+loop here owns what DataX's framework owns: batching, the speed limit, dirty-record accounting
+and the run snapshot that the gate validates.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from accelsync.dirty import DirtyLog
+from accelsync.errors import DataError
+from accelsync.spec import Spec
+
+
+class BatchWriter(ABC):
+    """Writes batches to the target from one Spark task."""
+
+    @abstractmethod
+    def write(self, batch: pa.RecordBatch) -> list[tuple[int, str]]:
+        """Write the batch; return (row index, reason) for each row that was not written."""
+
+    def flush(self) -> None:
+        """Make sure everything written so far reached the target."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class Sink(ABC):
+    """A sink writer (DataX writer plugin)."""
+
+    type: ClassVar[str]
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.options = spec.target
+
+    def prepare(self, run_id: str) -> dict[str, Any]:
+        """On the driver, before writing: check the target, return what writers need to know."""
+        return {}
+
+    @abstractmethod
+    def open_writer(self, context: dict[str, Any]) -> BatchWriter:
+        ...
+
+    @abstractmethod
+    def count_present(self, batch: pa.RecordBatch, context: dict[str, Any]) -> int:
+        """How many rows of this (snapshot) batch are present in the target."""
+
+    @abstractmethod
+    def read_back(self, rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:
+        """Fetch these source-side rows from the target; return one entry per mismatch:
+        {"key": ..., "field": ..., "expected": ..., "actual": ...}."""
+
+    def publish(self, context: dict[str, Any]) -> dict[str, Any]:
+        """Make this run's data live (after the gate passed)."""
+        return {}
+
+    def discard(self, context: dict[str, Any]) -> None:
+        """Throw away what a failed run wrote where readers cannot see it."""
+
+
+@dataclass
+class PartitionStats:
+    """What one write task did; summed on the driver."""
+
+    rows_in: int = 0
+    written: int = 0
+    dirty: int = 0
+    bytes_in: int = 0
+    seconds: float = 0.0
+    snapshot: str | None = None
+    dirty_file: str | None = None
+    dirty_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Throttle:
+    """Keeps one task under its share of `speed.records_per_second` (0 = unlimited)."""
+
+    def __init__(self, records_per_second: float):
+        self.rate = records_per_second
+        self.start = time.monotonic()
+        self.done = 0
+
+    def wait(self, records: int) -> None:
+        if self.rate <= 0:
+            return
+        self.done += records
+        ahead = self.done / self.rate - (time.monotonic() - self.start)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.RecordBatch], *,
+                    dirty: DirtyLog, snapshot_path: str | None, records_per_second: float,
+                    max_dirty: int | None) -> PartitionStats:
+    """The shared write loop of one Spark task: write, count, tee the snapshot, throttle."""
+    stats = PartitionStats()
+    started = time.monotonic()
+    throttle = Throttle(records_per_second)
+    writer = sink.open_writer(context)
+    snapshot = None
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            stats.rows_in += batch.num_rows
+            stats.bytes_in += batch.nbytes
+            rejected = writer.write(batch)
+            written = batch
+            if rejected:
+                keep = [True] * batch.num_rows
+                for index, reason in rejected:
+                    keep[index] = False
+                    dirty.add({"stage": "write", "row": _row_location(batch, index, sink)}, reason,
+                              _row(batch, index))
+                written = batch.filter(pa.array(keep))
+                if max_dirty is not None and dirty.count > max_dirty:
+                    raise DataError(f"more than {max_dirty} dirty records (error_limit.records); "
+                                    f"last: {rejected[-1][1]}")
+            stats.written += written.num_rows
+            if snapshot_path and written.num_rows:
+                if snapshot is None:
+                    Path(snapshot_path).parent.mkdir(parents=True, exist_ok=True)
+                    snapshot = pq.ParquetWriter(snapshot_path, written.schema, compression="zstd")
+                snapshot.write_batch(written)
+            throttle.wait(batch.num_rows)
+        writer.flush()
+    finally:
+        writer.close()
+        if snapshot is not None:
+            snapshot.close()
+        dirty.close()
+    stats.dirty = dirty.count
+    stats.dirty_reasons = dirty.reasons
+    stats.dirty_file = str(dirty.path) if dirty.count else None
+    stats.snapshot = snapshot_path if snapshot is not None else None
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
+def _row(batch: pa.RecordBatch, index: int) -> dict[str, Any]:
+    return batch.slice(index, 1).to_pylist()[0]
+
+
+def _row_location(batch: pa.RecordBatch, index: int, sink: Sink) -> dict[str, Any]:
+    """Point at a rejected row by its source location columns when it has them."""
+    location = {}
+    for name in ("_topic", "_partition", "_offset", "_file", "_line"):
+        if name in batch.schema.names:
+            location[name.lstrip("_")] = batch.column(name)[index].as_py()
+    return location or {"index_in_batch": index}
+
+
+def null_mask_any(columns: Iterator[pa.Array]) -> pa.Array | None:
+    """True where any of the columns is null."""
+    mask = None
+    for column in columns:
+        nulls = pc.is_null(column)
+        mask = nulls if mask is None else pc.or_(mask, nulls)
+    return mask

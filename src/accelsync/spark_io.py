@@ -1,0 +1,130 @@
+"""The two Spark Python data sources that carry every accelsync source and sink.
+
+`accelsync_source` reads the partitions of a plan through the registered Source; `accelsync_sink`
+writes Arrow batches through the registered Sink with the shared write loop. Options carry the
+spec and plan as JSON, so Spark tasks need nothing from the driver's memory, and connectors
+never see Spark. Imports of connector code happen inside the methods, on the executors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator
+
+from pyspark.sql.datasource import (DataSource, DataSourceArrowWriter, DataSourceReader,
+                                    InputPartition, WriterCommitMessage)
+
+SOURCE_FORMAT = "accelsync_source"
+SINK_FORMAT = "accelsync_sink"
+
+
+def _spec(options: dict[str, str]):
+    from accelsync.spec import Spec
+    return Spec.model_validate_json(options["spec"])
+
+
+class AccelsyncSource(DataSource):
+    @classmethod
+    def name(cls) -> str:
+        return SOURCE_FORMAT
+
+    def schema(self):
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        from accelsync.plan import Plan
+        return from_arrow_schema(Plan.from_json(self.options["plan"]).schema, prefer_timestamp_ntz=True)
+
+    def reader(self, schema) -> DataSourceReader:
+        return _PlanReader(dict(self.options))
+
+
+class _Partition(InputPartition):
+    def __init__(self, index: int, value: dict):
+        super().__init__(value)
+        self.index = index
+
+
+class _PlanReader(DataSourceReader):
+    def __init__(self, options: dict[str, str]):
+        self.options = options
+
+    def partitions(self):
+        from accelsync.plan import Plan
+        plan = Plan.from_json(self.options["plan"])
+        return [_Partition(i, p) for i, p in enumerate(plan.partitions)] or [_Partition(0, {"empty": True})]
+
+    def read(self, partition: _Partition) -> Iterator[Any]:
+        from accelsync.dirty import DirtyLog
+        from accelsync.plan import Plan
+        from accelsync.registry import source_class
+        from accelsync.runs import write_json_atomic
+
+        if partition.value.get("empty"):
+            return
+        spec = _spec(self.options)
+        plan = Plan.from_json(self.options["plan"])
+        run_dir = self.options["run_dir"]
+        dirty = DirtyLog(os.path.join(run_dir, "dirty"), f"read-{partition.index:05d}")
+        rows = bytes_read = 0
+        try:
+            for batch in source_class(spec.source.type)(spec).read(plan, partition.value, dirty):
+                rows += batch.num_rows
+                bytes_read += batch.nbytes
+                yield batch
+        finally:
+            dirty.close()
+        from pathlib import Path
+        write_json_atomic(Path(run_dir) / "stats" / f"read-{partition.index:05d}.json",
+                          {"rows": rows, "bytes": bytes_read, "dirty": dirty.count,
+                           "dirty_reasons": dirty.reasons, "dirty_file": str(dirty.path) if dirty.count else None})
+
+
+@dataclass
+class _Written(WriterCommitMessage):
+    stats: dict
+
+
+class AccelsyncSink(DataSource):
+    @classmethod
+    def name(cls) -> str:
+        return SINK_FORMAT
+
+    def writer(self, schema, overwrite: bool):
+        return _SinkWriter(dict(self.options))
+
+
+class _SinkWriter(DataSourceArrowWriter):
+    def __init__(self, options: dict[str, str]):
+        self.options = options
+
+    def write(self, iterator) -> _Written:
+        from pyspark import TaskContext
+
+        from accelsync.dirty import DirtyLog
+        from accelsync.registry import sink_class
+        from accelsync.sinks.base import write_partition
+
+        spec = _spec(self.options)
+        context = json.loads(self.options["context"])
+        run_dir = self.options["run_dir"]
+        task = TaskContext.get()
+        name = f"write-{task.partitionId() if task else 0:05d}-{uuid.uuid4().hex[:8]}"
+        channels = max(1, int(self.options["channels"]))
+        max_dirty = spec.error_limit.records if spec.error_limit.percentage == 0 else None
+        stats = write_partition(
+            sink_class(spec.target.type)(spec), context, iterator,
+            dirty=DirtyLog(os.path.join(run_dir, "dirty"), name),
+            snapshot_path=os.path.join(run_dir, "snapshot", f"{name}.parquet"),
+            records_per_second=spec.speed.records_per_second / channels,
+            max_dirty=max_dirty)
+        return _Written(asdict(stats))
+
+    def commit(self, messages) -> None:
+        from pathlib import Path
+
+        from accelsync.runs import write_json_atomic
+        write_json_atomic(Path(self.options["run_dir"]) / "write_stats.json",
+                          [m.stats for m in messages if m is not None])

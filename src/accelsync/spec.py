@@ -1,0 +1,532 @@
+"""The sync spec: a typed model of one YAML file, loaded with errors that name file and field.
+
+Every source and target `type:` of SPEC.md is declared here, so `accelsync validate` and
+`accelsync schema` cover all of them even where the connector is not built yet.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
+                      ValidationError, WithJsonSchema, field_validator, model_validator)
+
+from accelsync.errors import SpecError
+from accelsync.templates import Template
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+QUALIFIED_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Columns every Kafka and logs record carries besides its parsed fields.
+KAFKA_META_COLUMNS = ("_key", "_partition", "_offset", "_timestamp")
+LOGS_META_COLUMNS = ("_file", "_line")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Turn `30s`, `20m`, `2h`, `7d` or a number of seconds into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number with a unit: 30s, 20m, 2h, 7d")
+    if isinstance(value, (int, float)):
+        seconds = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; use a number with a unit: 30s, 20m, 2h, 7d")
+        seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+[smhd]$", "examples": ["30s", "20m", "2h", "7d"]}),
+]
+
+
+def _identifier(value: str, what: str = "identifier", qualified: bool = False) -> str:
+    pattern = QUALIFIED_IDENTIFIER if qualified else IDENTIFIER
+    if not pattern.match(value):
+        raise ValueError(f"{value!r} is not a valid {what} (letters, digits, _ and $; no quotes or spaces)")
+    return value
+
+
+class Model(BaseModel):
+    """Base of every spec model: unknown fields are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- sources
+
+class Incremental(Model):
+    column: str
+
+    _check = field_validator("column")(lambda cls, v: _identifier(v, "column name"))
+
+
+class MysqlSource(Model):
+    """MySQL / MariaDB table or query, split into ranges of an integer key (DataX splitPk)."""
+
+    type: Literal["mysql"]
+    connection: str = "mysql_default"
+    table: Optional[str] = None
+    query: Optional[str] = None
+    columns: Optional[list[str]] = Field(default=None, min_length=1)
+    where: Optional[str] = None
+    split_pk: Optional[str] = None
+    incremental: Optional[Incremental] = None
+    fetch_size: int = Field(default=65536, ge=1, description="rows per Arrow batch read from the server")
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v):
+        return None if v is None else _identifier(v, "table name", qualified=True)
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, v):
+        if v is not None:
+            for column in v:
+                _identifier(column, "column name")
+            if len(set(v)) != len(v):
+                raise ValueError("columns are listed more than once")
+        return v
+
+    @field_validator("split_pk")
+    @classmethod
+    def _split_pk(cls, v):
+        return None if v is None else _identifier(v, "column name")
+
+    @model_validator(mode="after")
+    def _table_or_query(self):
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of `table` and `query`")
+        if self.query is not None and (self.columns or self.where or self.split_pk or self.incremental):
+            raise ValueError("`columns`, `where`, `split_pk` and `incremental` go with `table`, not `query`")
+        return self
+
+    def known_columns(self) -> Optional[list[str]]:
+        return list(self.columns) if self.columns else None
+
+
+FieldType = str  # checked by _field_type below
+
+
+_FIELD_TYPES = re.compile(r"^(string|int|long|float|double|boolean|timestamp|date|binary|decimal\(\d+,\s*\d+\))$")
+
+
+def _schema(v: Optional[dict[str, str]]) -> Optional[dict[str, str]]:
+    if v is None:
+        return v
+    for name, kind in v.items():
+        _identifier(name, "field name")
+        if not _FIELD_TYPES.match(str(kind)):
+            raise ValueError(f"field {name!r}: {kind!r} is not a type; use string, int, long, float, "
+                             "double, boolean, timestamp, date, binary or decimal(p,s)")
+    return v
+
+
+class KafkaSource(Model):
+    """A Kafka topic read as a bounded batch: end offsets fixed at plan time."""
+
+    type: Literal["kafka"]
+    connection: str = "kafka_default"
+    topic: str = Field(min_length=1)
+    group: Optional[str] = None
+    start: Literal["earliest", "latest"] = "earliest"
+    format: Literal["json", "csv", "raw"] = "json"
+    schema_: Optional[dict[str, str]] = Field(default=None, alias="schema")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    _check_schema = field_validator("schema_")(lambda cls, v: _schema(v))
+
+    @model_validator(mode="after")
+    def _schema_needed(self):
+        if self.format != "raw" and not self.schema_:
+            raise ValueError(f"format {self.format} needs a `schema` of field: type")
+        return self
+
+    def known_columns(self) -> Optional[list[str]]:
+        fields = list(self.schema_ or {}) if self.format != "raw" else ["value"]
+        return fields + list(KAFKA_META_COLUMNS)
+
+
+class LogsSource(Model):
+    """Log files (plain or gzip) matched by a glob or folder, parsed line by line."""
+
+    type: Literal["logs"]
+    path: str = Field(min_length=1)
+    format: Literal["json", "regex", "csv"] = "json"
+    pattern: Optional[str] = None
+    schema_: Optional[dict[str, str]] = Field(default=None, alias="schema")
+    header: bool = Field(default=False, description="csv only: the first line of each file names the fields")
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="csv only")
+    incremental: bool = False
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    _check_schema = field_validator("schema_")(lambda cls, v: _schema(v))
+
+    @model_validator(mode="after")
+    def _pattern(self):
+        if self.format == "regex":
+            if not self.pattern:
+                raise ValueError("format regex needs a `pattern` with named groups")
+            try:
+                compiled = re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern does not compile: {exc}") from None
+            if not compiled.groupindex:
+                raise ValueError("pattern has no named groups (?P<name>...)")
+            unknown = set(self.schema_ or {}) - set(compiled.groupindex)
+            if unknown:
+                raise ValueError(f"schema names fields the pattern does not capture: {sorted(unknown)}")
+        elif self.pattern:
+            raise ValueError("`pattern` goes with format regex")
+        if self.format in ("json", "csv") and not self.schema_:
+            raise ValueError(f"format {self.format} needs a `schema` of field: type")
+        return self
+
+    def known_columns(self) -> Optional[list[str]]:
+        if self.format == "regex":
+            fields = list(re.compile(self.pattern).groupindex)
+        else:
+            fields = list(self.schema_ or {})
+        return fields + list(LOGS_META_COLUMNS)
+
+
+Source = Annotated[Union[MysqlSource, KafkaSource, LogsSource], Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------- transform
+
+class Transform(Model):
+    """Spark SQL applied between read and write."""
+
+    select: Optional[list[str]] = Field(default=None, min_length=1)
+    filter: Optional[str] = None
+
+    def output_columns(self, columns: Optional[list[str]]) -> Optional[list[str]]:
+        """Column names after `select`, when they can be told without Spark; else None."""
+        if not self.select:
+            return columns
+        names = []
+        for expr in self.select:
+            match = re.search(r"\s+as\s+`?([A-Za-z_][A-Za-z0-9_]*)`?\s*$", expr, re.IGNORECASE)
+            if match:
+                names.append(match.group(1))
+            elif IDENTIFIER.match(expr.strip()):
+                names.append(expr.strip())
+            else:
+                return None
+        return names
+
+
+# ---------------------------------------------------------------- targets
+
+class RedisValue(Model):
+    type: Literal["hash", "string", "json"] = "hash"
+    fields: Optional[list[str]] = Field(default=None, min_length=1)
+    column: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.type == "string":
+            if self.column is None and (self.fields is None or len(self.fields) != 1):
+                raise ValueError("a string value names one `column` (or `fields` with exactly one column)")
+        elif self.column is not None:
+            raise ValueError(f"`column` goes with type string; a {self.type} value takes `fields`")
+        return self
+
+    def value_columns(self) -> Optional[list[str]]:
+        if self.column:
+            return [self.column]
+        return list(self.fields) if self.fields else None
+
+
+class RedisTarget(Model):
+    """Redis keys from a template, hash / string / json values, pipelined in large batches."""
+
+    type: Literal["redis"]
+    connection: str = "redis_default"
+    key: Template
+    value: RedisValue = RedisValue()
+    ttl: Optional[Duration] = None
+    compression: Literal["none", "zstd", "snappy", "gzip"] = "none"
+    mode: Literal["upsert", "swap"] = "upsert"
+    batch_size: int = Field(default=8192, ge=1, description="rows per pipelined round trip")
+
+    @model_validator(mode="after")
+    def _compression(self):
+        if self.compression != "none" and self.value.type == "hash":
+            raise ValueError("compression applies to string and json values, not hash")
+        return self
+
+    def columns_used(self) -> dict[str, list[str]]:
+        return {"key": self.key.columns, "value": self.value.value_columns() or []}
+
+
+class Salt(Model):
+    buckets: int = Field(ge=1, le=65536)
+
+
+class HbaseTarget(Model):
+    """HBase through its Thrift server (happybase): row key template, columns or one family."""
+
+    type: Literal["hbase"]
+    connection: str = "hbase_default"
+    table: str = Field(min_length=1)
+    row_key: Template
+    salt: Optional[Salt] = None
+    columns: Optional[dict[str, str]] = None
+    family: Optional[str] = None
+    version_column: Optional[str] = None
+    create_table: bool = False
+    batch_size: int = Field(default=1000, ge=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _cells(cls, v):
+        if v is not None:
+            for cell in v:
+                if not re.match(r"^[A-Za-z0-9_.-]+:[^:]+$", cell):
+                    raise ValueError(f"{cell!r} is not family:qualifier")
+        return v
+
+    @model_validator(mode="after")
+    def _columns_or_family(self):
+        if (self.columns is None) == (self.family is None):
+            raise ValueError("give exactly one of `columns` (family:qualifier -> column) and `family`")
+        return self
+
+    def columns_used(self) -> dict[str, list[str]]:
+        used = {"row_key": self.row_key.columns, "columns": list((self.columns or {}).values())}
+        if self.version_column:
+            used["version_column"] = [self.version_column]
+        return used
+
+
+class DruidTimestamp(Model):
+    column: str
+    format: str = "auto"
+
+
+class DruidMetric(Model):
+    type: Literal["count", "longSum", "doubleSum", "longMin", "longMax", "doubleMin", "doubleMax"]
+    name: str
+    field: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _field(self):
+        if self.type != "count" and not self.field:
+            raise ValueError(f"metric {self.name!r} of type {self.type} needs a `field`")
+        return self
+
+
+class DruidGranularity(Model):
+    segment: Literal["minute", "hour", "day", "week", "month", "year", "all"] = "day"
+    query: Literal["none", "minute", "hour", "day", "week", "month", "year", "all"] = "none"
+    rollup: bool = False
+
+
+class DruidTarget(Model):
+    """An Apache Druid datasource loaded by native batch ingestion."""
+
+    type: Literal["druid"]
+    connection: str = "druid_default"
+    datasource: str = Field(min_length=1)
+    timestamp: DruidTimestamp
+    dimensions: list[str] = Field(default_factory=list)
+    metrics: list[DruidMetric] = Field(default_factory=list)
+    granularity: DruidGranularity = DruidGranularity()
+    mode: Literal["replace", "append"] = "replace"
+
+    def columns_used(self) -> dict[str, list[str]]:
+        return {"timestamp": [self.timestamp.column], "dimensions": list(self.dimensions),
+                "metrics": [m.field for m in self.metrics if m.field]}
+
+
+Target = Annotated[Union[RedisTarget, HbaseTarget, DruidTarget], Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------- run-time settings and quality
+
+class Speed(Model):
+    channels: int = Field(default=1, ge=1, le=1024)
+    records_per_second: int = Field(default=0, ge=0, description="0 = unlimited")
+
+
+class ErrorLimit(Model):
+    records: int = Field(default=0, ge=0)
+    percentage: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class Reconcile(Model):
+    tolerance: int = Field(default=0, ge=0)
+
+
+class Readback(Model):
+    sample: int = Field(default=1000, ge=0)
+
+
+class Freshness(Model):
+    column: str
+    max_lag: Duration
+
+
+class Quality(Model):
+    suite: Optional[str] = None
+    reconcile: Reconcile = Reconcile()
+    readback: Readback = Readback()
+    freshness: Optional[Freshness] = None
+
+
+class Spec(Model):
+    """One sync: where from, how transformed, where to, how fast, and how checked."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=200)
+    description: Optional[str] = None
+    owner: str = "accelsync"
+    business_line: str = Field(default="default", pattern=NAME_PATTERN)
+    priority: Literal["high", "medium", "low"] = "medium"
+    schedule: Optional[str] = None
+    timeout: Duration = timedelta(hours=1)
+    retries: int = Field(default=0, ge=0, le=20)
+    source: Source
+    transform: Optional[Transform] = None
+    target: Target
+    speed: Speed = Speed()
+    error_limit: ErrorLimit = ErrorLimit()
+    quality: Quality = Quality()
+
+    @model_validator(mode="after")
+    def _columns_exist(self):
+        """Template and value columns must exist when the source columns can be told statically."""
+        columns = self.source.known_columns()
+        if self.transform:
+            columns = self.transform.output_columns(columns)
+        if columns is None:
+            return self
+        for field, used in self.target.columns_used().items():
+            for column in used:
+                if column not in columns:
+                    raise _FieldError(f"target.{field}", _not_a_column(column, field, columns))
+        if self.quality.freshness and self.quality.freshness.column not in columns:
+            raise _FieldError("quality.freshness.column",
+                              _not_a_column(self.quality.freshness.column, "column", columns))
+        return self
+
+    @property
+    def kafka_group(self) -> Optional[str]:
+        if isinstance(self.source, KafkaSource):
+            return self.source.group or f"accelsync.{self.name}"
+        return None
+
+
+def _not_a_column(column: str, field: str, columns: list[str]) -> str:
+    what = "template uses" if field in ("key", "row_key") else "names"
+    return f"{what} {column!r}, which is not a source column (columns: {', '.join(columns)})"
+
+
+class _FieldError(ValueError):
+    """A model-level check that knows which field it is about."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(message)
+
+
+# ---------------------------------------------------------------- loading
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and check one spec file; raise SpecError naming the file and each bad field."""
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise SpecError(path, [("", f"cannot read: {exc.strerror}")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(path, [("", f"{where}not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    return parse_spec(data, path)
+
+
+def parse_spec(data: Any, path: str = "<spec>") -> Spec:
+    """Check an already-parsed spec mapping."""
+    if not isinstance(data, dict):
+        raise SpecError(path, [("", "a spec is a mapping of fields (name, source, target, ...)")])
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(path, [_problem(error) for error in exc.errors()]) from None
+
+
+def _problem(error: dict) -> tuple[str, str]:
+    loc = [str(part) for part in error["loc"]]
+    # Discriminated unions put the chosen tag in the location (source.mysql.table): drop it.
+    for index, part in enumerate(loc):
+        if index > 0 and loc[index - 1] in ("source", "target") and part in _TAGS:
+            del loc[index]
+            break
+    field = ".".join(loc)
+    message = error["msg"].removeprefix("Value error, ")
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    original = ctx.get("error")
+    if isinstance(original, _FieldError):
+        return original.field, str(original)
+    if kind == "extra_forbidden":
+        return field, "unknown field"
+    if kind == "missing":
+        return field, "required field is missing"
+    if kind == "union_tag_invalid":
+        return f"{field}.type", f"unknown type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return f"{field}.type", "required field is missing"
+    if kind == "literal_error":
+        return field, f"must be one of {ctx.get('expected')} (got {error.get('input')!r})"
+    if kind == "string_pattern_mismatch" and loc and loc[-1] in ("name", "business_line"):
+        return field, "must be lower-case letters, digits and _, starting with a letter"
+    return field, message
+
+
+_TAGS = {"mysql", "kafka", "logs", "redis", "hbase", "druid"}
+
+
+def spec_files(paths: list[str]) -> list[Path]:
+    """The spec files named by `paths`: files as given, folders searched for *.yaml / *.yml."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        else:
+            found.append(path)
+    return found
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a spec file (what `accelsync schema` prints)."""
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["title"] = "accelsync sync spec"
+    return schema

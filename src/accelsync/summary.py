@@ -1,0 +1,45 @@
+"""The DataX-style run summary printed at the end of every run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _size(value: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.2f}{unit}"
+        value /= 1024
+    return f"{value:.2f}TB"
+
+
+def render(summary: dict[str, Any]) -> str:
+    gate = summary.get("gate") or {}
+    checks = gate.get("checks") or []
+    lines = [
+        "",
+        f"accelsync job summary: {summary['name']} ({summary['source']} -> {summary['target']})",
+        f"  {'Run id':<22}: {summary['run_id']}",
+        f"  {'Job start time':<22}: {summary.get('started') or '-'}",
+        f"  {'Job end time':<22}: {summary.get('ended') or '-'}",
+        f"  {'Total time':<22}: {summary['seconds']:.1f}s (sync {summary.get('sync_seconds') or 0:.1f}s)",
+        f"  {'Average flow':<22}: {_size(summary.get('bytes_per_second') or 0)}/s",
+        f"  {'Record write speed':<22}: {summary['rows_per_second']:,.0f}rec/s",
+        f"  {'Total read records':<22}: {summary['read']:,}",
+        f"  {'Total written records':<22}: {summary['written']:,}",
+        f"  {'Dirty records':<22}: {summary['dirty']:,}",
+        f"  {'Filtered records':<22}: {summary.get('filtered', 0):,}",
+        f"  {'Gate':<22}: {'passed' if gate.get('passed') else 'FAILED' if checks else 'not run'}"
+        f" ({sum(c['passed'] for c in checks)}/{len(checks)} checks)",
+    ]
+    for item in checks:
+        lines.append(f"    [{'ok' if item['passed'] else 'FAIL'}] {item['name']}: {item['detail']}")
+    if summary.get("dirty_reasons"):
+        for reason, count in summary["dirty_reasons"].items():
+            lines.append(f"    dirty: {count:,} x {reason}")
+    if summary.get("data_docs"):
+        lines.append(f"  {'Data Docs':<22}: {summary['data_docs']}")
+    lines.append(f"  {'Status':<22}: {summary['status']}")
+    if summary.get("reason"):
+        lines.append(f"  {'Reason':<22}: {summary['reason']}")
+    return "\n".join(lines)
