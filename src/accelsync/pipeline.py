@@ -109,3 +109,20 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
     }
     run.write_json("summary.json", summary)
     return summary
+
+
+def report(spec: Spec, run_id: str, reason: str | None = None) -> dict[str, Any]:
+    """Rebuild the summary of a run from its folder (for the Airflow `report` task)."""
+    run = RunDir(spec.name, run_id)
+    stats = load_stats(run) if run.exists("sync.json") else None
+    gate = run.read_json("gate.json") if run.exists("gate.json") else {"passed": False, "checks": []}
+    status = "published" if run.exists("published.json") else "failed"
+    if status == "failed" and reason is None:
+        failed = [c for c in gate.get("checks", []) if not c["passed"]]
+        reason = ("gate failed: " + "; ".join(f"{c['name']}: {c['detail']}" for c in failed) if failed
+                  else "the run did not reach publish; see the failed task's log")
+    seconds = 0.0
+    if run.exists("run.json"):
+        started = datetime.fromisoformat(run.read_json("run.json")["started"])
+        seconds = (datetime.now(timezone.utc) - started).total_seconds()
+    return summarize(spec, run_id, status, reason if status == "failed" else None, stats, gate, seconds)
