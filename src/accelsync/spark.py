@@ -22,6 +22,7 @@ DEFAULTS = {
     "spark.driver.memory": "2g",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.log.level": "WARN",
+    "spark.python.daemon.module": "accelsync.spark_daemon",
 }
 
 

@@ -80,6 +80,9 @@ class PartitionStats:
     dirty: int = 0
     bytes_in: int = 0
     seconds: float = 0.0
+    wait_reader_seconds: float = 0.0
+    write_seconds: float = 0.0
+    snapshot_seconds: float = 0.0
     snapshot: str | None = None
     dirty_file: str | None = None
     dirty_reasons: dict[str, int] = field(default_factory=dict)
@@ -112,9 +115,16 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
     writer = sink.open_writer(context)
     snapshot = None
     try:
-        for batch in batches:
+        batches = iter(batches)
+        while True:
+            tick = time.monotonic()
+            batch = next(batches, None)
+            stats.wait_reader_seconds += time.monotonic() - tick
+            if batch is None:
+                break
             if batch.num_rows == 0:
                 continue
+            tick = time.monotonic()
             stats.rows_in += batch.num_rows
             stats.bytes_in += batch.nbytes
             rejected = writer.write(batch)
@@ -127,16 +137,21 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
                               _row(batch, index))
                 written = batch.filter(pa.array(keep))
                 if max_dirty is not None and dirty.count > max_dirty:
-                    raise DataError(f"more than {max_dirty} dirty records (error_limit.records); "
-                                    f"last: {rejected[-1][1]}")
+                    raise DataError(f"dirty records exceed error_limit (records: {max_dirty}): one task "
+                                    f"alone found {dirty.count}; last: {rejected[-1][1]}")
             stats.written += written.num_rows
+            stats.write_seconds += time.monotonic() - tick
+            tick = time.monotonic()
             if snapshot_path and written.num_rows:
                 if snapshot is None:
                     Path(snapshot_path).parent.mkdir(parents=True, exist_ok=True)
                     snapshot = pq.ParquetWriter(snapshot_path, written.schema, compression="zstd")
                 snapshot.write_batch(written)
+            stats.snapshot_seconds += time.monotonic() - tick
             throttle.wait(batch.num_rows)
+        tick = time.monotonic()
         writer.flush()
+        stats.write_seconds += time.monotonic() - tick
     finally:
         writer.close()
         if snapshot is not None:

@@ -90,9 +90,8 @@ class RedisSink(Sink):
         client = self._client()
         try:
             pipe = client.pipeline(transaction=False)
-            keys = [self.options.key.render({k: _text(v).decode() if isinstance(_text(v), bytes) else v
-                                             for k, v in row.items() if k in self.options.key.columns})
-                    for row in rows]
+            keys = [self.options.key.render({k: _text(row[k]).decode("utf-8", "surrogateescape")
+                                             for k in self.options.key.columns}) for row in rows]
             for key in keys:
                 pipe.hgetall(key) if kind == "hash" else pipe.get(key)
             actual = pipe.execute()
@@ -120,7 +119,8 @@ class RedisSink(Sink):
                                        "actual": _show(got)})
             else:
                 document = json.loads(got)
-                for name in sorted(set(row) | set(document)):
+                fields = self.options.value.fields or list(row)
+                for name in sorted(set(fields) | set(document)):
                     if name not in document or name not in row or not _same_json(row[name], document[name]):
                         mismatches.append({"key": key, "field": name, "expected": _show(row.get(name)),
                                            "actual": _show(document.get(name))})

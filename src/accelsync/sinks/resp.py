@@ -40,10 +40,23 @@ def as_text(column: pa.Array) -> pa.Array:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return column.cast(pa.string()).cast(pa.binary())
     if pa.types.is_timestamp(kind):
-        text = pc.cast(column.cast(pa.timestamp("us", tz=None) if kind.tz is None else column.type), pa.string())
-        text = pc.replace_substring_regex(text, r"\.000000", "")
-        return text.cast(pa.binary())
+        return _timestamp_text(column)
     return pc.cast(column, pa.string()).cast(pa.binary())
+
+
+def _timestamp_text(column: pa.Array) -> pa.Array:
+    """YYYY-MM-DD HH:MM:SS, with .ffffff only where the value has a fraction of a second."""
+    plain = column.cast(pa.timestamp(column.type.unit, tz=None)) if column.type.tz else column
+    if column.type.unit == "s":
+        return pc.cast(plain, pa.string()).cast(pa.binary())
+    ticks = {"ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[column.type.unit]
+    raw = plain.cast(pa.int64())
+    whole = pc.equal(pc.subtract(raw, pc.multiply(pc.divide(raw, ticks), ticks)), 0)
+    seconds = pc.cast(plain.cast(pa.timestamp("s"), safe=False), pa.string())
+    if pc.all(pc.fill_null(whole, True)).as_py():
+        return seconds.cast(pa.binary())
+    fraction = pc.cast(plain.cast(pa.timestamp("us"), safe=False), pa.string())
+    return pc.if_else(whole, seconds, fraction).cast(pa.binary())
 
 
 def bulk(values: pa.Array) -> pa.Array:
@@ -142,5 +155,5 @@ class RespPipe:
             self._tail = chunk[-1:]
             replies -= lines
             self.pending -= lines
-        if replies < 0:
+        if self.pending < 0:
             raise RedisReplyError("more replies than commands sent; the connection is out of step")

@@ -70,12 +70,13 @@ def arrow_type(field) -> pa.DataType:
 def select_expression(field) -> str:
     """How to select a column so that the wire value converts exactly (casts for odd types)."""
     name = quote_identifier(field.name)
-    if field.type_code in (_TIME, _ENUM, _SET, _JSON):
+    # DECIMAL travels as text and is parsed into decimal128(p, s) by Arrow: exact at any scale.
+    if field.type_code in (_TIME, _ENUM, _SET, _JSON, _DECIMAL, _NEWDECIMAL):
         return f"CAST({name} AS CHAR) AS {name}"
     if field.type_code == _YEAR:
         return f"CAST({name} AS UNSIGNED) AS {name}"
     if field.type_code == _LONGLONG and field.flags & _UNSIGNED_FLAG:
-        return f"CAST({name} AS DECIMAL(20,0)) AS {name}"
+        return f"CAST({name} AS CHAR) AS {name}"
     return name
 
 

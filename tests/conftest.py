@@ -1,0 +1,70 @@
+"""Shared fixtures: the real local services (started by `accelsync devstack`), a private
+ACCELSYNC_HOME, one SparkSession, and clean per-test MySQL tables and Redis keys."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+TEST_DATABASE = "accelsync_test"
+TEST_REDIS_DB = 14
+
+
+@pytest.fixture(scope="session", autouse=True)
+def accelsync_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("accelsync_home")
+    os.environ["ACCELSYNC_HOME"] = str(home)
+    os.environ.setdefault("ACCELSYNC_DEVSTACK_HOME", str(home / "devstack"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def services():
+    """Start (or reuse) MariaDB, Redis and Kafka, and point the test connection ids at them."""
+    from accelsync import devstack
+
+    devstack.up()
+    os.environ.update(devstack.connection_env())
+    os.environ["AIRFLOW_CONN_TEST_MYSQL"] = f"mysql://root@127.0.0.1:3306/{TEST_DATABASE}"
+    os.environ["AIRFLOW_CONN_TEST_REDIS"] = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    return devstack
+
+
+@pytest.fixture(scope="session")
+def spark(services):
+    from accelsync.spark import get_spark
+
+    return get_spark()
+
+
+@pytest.fixture()
+def mysql(services):
+    """A pymysql connection to a fresh test database."""
+    import pymysql
+
+    db = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", charset="utf8mb4",
+                         autocommit=True)
+    cursor = db.cursor()
+    cursor.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE}")
+    cursor.execute(f"CREATE DATABASE {TEST_DATABASE} DEFAULT CHARSET utf8mb4")
+    cursor.execute(f"USE {TEST_DATABASE}")
+    yield db
+    db.close()
+
+
+@pytest.fixture()
+def redis_client(services):
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379, db=TEST_REDIS_DB)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture()
+def run_id():
+    return "test-" + uuid.uuid4().hex[:10]
