@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+
+.PHONY: setup system-deps demo test unit bench clean
+
+setup: system-deps $(VENV)/.installed
+
+# Spark needs a Java runtime; MariaDB and Redis are installed by `accelsync devstack up`.
+system-deps:
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless; \
+	  else echo "Spark needs Java 17: install openjdk-17-jre-headless" >&2; exit 1; fi; }
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/accelsync demo
+
+test: setup
+	$(VENV)/bin/accelsync devstack up
+	$(PY) -m pytest -q
+
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
+bench: setup
+	$(VENV)/bin/accelsync devstack up
+	$(PY) bench/mysql_to_redis.py --rows 1000000
+
+clean:
+	rm -rf .accelsync build *.egg-info src/*.egg-info
