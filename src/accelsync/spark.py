@@ -41,7 +41,7 @@ def get_spark():
     master = os.environ.get("ACCELSYNC_SPARK_MASTER")
     if master:
         builder = builder.master(master)
-    elif "spark.master" not in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+    elif "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit, which sets the master
         builder = builder.master("local[*]")
     for key, value in DEFAULTS.items():
         builder = builder.config(key, value)
