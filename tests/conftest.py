@@ -14,9 +14,12 @@ TEST_REDIS_DB = 14
 
 @pytest.fixture(scope="session", autouse=True)
 def accelsync_home(tmp_path_factory):
+    # Services outlive the test session: keep their pid files and data in the project folder,
+    # where `accelsync devstack down` finds them; everything else goes to a temporary home.
+    from pathlib import Path
+    os.environ.setdefault("ACCELSYNC_DEVSTACK_HOME", str(Path(".accelsync/devstack").absolute()))
     home = tmp_path_factory.mktemp("accelsync_home")
     os.environ["ACCELSYNC_HOME"] = str(home)
-    os.environ.setdefault("ACCELSYNC_DEVSTACK_HOME", str(home / "devstack"))
     return home
 
 

@@ -2,8 +2,9 @@
 
 Each service reuses a healthy server already on its port, or starts its own in the background
 with data and logs under `$ACCELSYNC_HOME/devstack/<service>/` (ACCELSYNC_HOME defaults to
-`./.accelsync`). `down` stops only what devstack started. `env` prints the Airflow connections
-(`AIRFLOW_CONN_<ID>`) that point at them.
+`./.accelsync`; `ACCELSYNC_DEVSTACK_HOME` replaces the whole `.../devstack` folder). `down`
+stops only what devstack started. `env` prints the Airflow connections (`AIRFLOW_CONN_<ID>`)
+that point at them. Hosts and ports: `ACCELSYNC_<SERVICE>_HOST` / `ACCELSYNC_<SERVICE>_PORT`.
 
 Adding a service (e.g. the HBase Thrift emulator on 9090, the Druid HTTP emulator on 8888) means
 one module with a `Service` subclass and one line in `SERVICES`.

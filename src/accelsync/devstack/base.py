@@ -25,7 +25,11 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 def devstack_home() -> Path:
-    """`$ACCELSYNC_HOME/devstack`, where ACCELSYNC_HOME defaults to `./.accelsync` (git-ignored)."""
+    """Where services keep data, logs and pid files: `$ACCELSYNC_DEVSTACK_HOME` if set, else
+    `$ACCELSYNC_HOME/devstack`, where ACCELSYNC_HOME defaults to `./.accelsync` (git-ignored)."""
+    explicit = os.environ.get("ACCELSYNC_DEVSTACK_HOME")
+    if explicit:
+        return Path(explicit).absolute()
     return Path(os.environ.get("ACCELSYNC_HOME") or ".accelsync").absolute() / "devstack"
 
 
@@ -55,7 +59,7 @@ class Service(ABC):
     """A local server devstack can check, start and stop on host:port.
 
     Host and port come from `ACCELSYNC_<NAME>_HOST` / `ACCELSYNC_<NAME>_PORT` unless given.
-    Data, logs and the pid file live in `$ACCELSYNC_HOME/devstack/<name>/`.
+    Data, logs and the pid file live in `devstack_home()/<name>/`.
     """
 
     name: ClassVar[str]                 # registry key, e.g. "mysql"
@@ -116,7 +120,7 @@ class Service(ABC):
     def log_file(self) -> Path:
         return self.dir / f"{self.name}.log"
 
-    def healthy(self, timeout: float = 3.0) -> bool:
+    def healthy(self, timeout: float = 2.0) -> bool:
         """A cheap port probe first (no client noise when nothing listens), then the protocol check."""
         return port_open(self.host, self.port) and self.check(timeout)
 

@@ -57,12 +57,15 @@ class MariaDB(Service):
         """Create the `accelsync` database the connection URI names."""
         import pymysql
 
-        conn = pymysql.connect(host=self.host, port=self.port, user="root", password="")
         try:
-            with conn.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
-        finally:
-            conn.close()
+            conn = pymysql.connect(host=self.host, port=self.port, user="root", password="")
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            finally:
+                conn.close()
+        except pymysql.MySQLError as exc:
+            raise DevstackError(f"cannot create database {self.database!r} on {self.address}: {exc}") from None
 
     def connection(self) -> str:
         return f"mysql://root@{self.host}:{self.port}/{self.database}"

@@ -22,9 +22,11 @@ class Redis(Service):
     def check(self, timeout: float) -> bool:
         """A `PING` answered with `PONG`."""
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         client = redis.Redis(host=self.host, port=self.port, socket_timeout=timeout,
-                             socket_connect_timeout=timeout)
+                             socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
         try:
             return bool(client.ping())
         except (redis.RedisError, OSError):
