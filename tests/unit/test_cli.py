@@ -1,0 +1,35 @@
+"""The command line without services: validate and schema."""
+
+from __future__ import annotations
+
+import json
+
+from accelsync.cli import main
+
+
+def test_validate_reports_each_problem_and_exit_status(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text("name: ok_sync\nsource: {type: mysql, table: t, columns: [id]}\n"
+                    "target: {type: redis, key: 'k:{id}'}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad_sync\nsource: {type: mysql, table: t, columns: [id]}\n"
+                   "target: {type: redis, key: 'k:{uid}'}\n")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(good.read_text() + "speed: {chanels: 2}\n")
+
+    assert main(["validate", str(good)]) == 0
+    assert main(["validate", str(tmp_path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert f"{bad}: target.key: template uses 'uid', which is not a source column (columns: id)" in out
+    assert f"{typo}: speed.chanels: unknown field" in out
+    assert f"{good}: ok (ok_sync: mysql -> redis)" in out
+
+
+def test_demo_specs_are_valid():
+    assert main(["validate", "dags/syncs"]) == 0
+
+
+def test_schema_is_json(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "accelsync sync spec" and "source" in schema["properties"]
