@@ -86,6 +86,7 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
     plan = make_plan(spec, run)
     sink = sink_class(spec.target.type)(spec)
     context = sink.prepare(run.run_id)
+    context.setdefault("run_dir", str(run.path))
     run.write_json("context.json", context)
     frame = source_frame(spark, spec, plan, run)
     import json
@@ -99,6 +100,8 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
             writer.save()
         except Exception as exc:
             raise _task_error(exc) from None
+    context = sink.finish(context, deadline)
+    run.write_json("context.json", context)
     stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions))
     run.write_json("sync.json", asdict(stats))
     check_error_limit(spec, stats)

@@ -54,6 +54,12 @@ class Sink(ABC):
     def open_writer(self, context: dict[str, Any]) -> BatchWriter:
         ...
 
+    def finish(self, context: dict[str, Any], deadline: float | None) -> dict[str, Any]:
+        """On the driver, after every write task succeeded: complete what needs the whole run
+        (e.g. submit one ingestion task for all staged files and wait for it, until `deadline`,
+        a time.monotonic() value or None). Return the context, updated for gate and publish."""
+        return context
+
     @abstractmethod
     def count_present(self, batch: pa.RecordBatch, context: dict[str, Any]) -> int:
         """How many rows of this (snapshot) batch are present in the target."""
