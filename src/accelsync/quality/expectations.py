@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 # GX logs at INFO/WARNING from deep inside (store backends, renderers, suite parsing); under
 # Airflow's INFO task logging that buries our own lines. Its real failures reach us as results.
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
+# Its renderers log a traceback at ERROR for results they cannot draw (e.g. an expectation on a
+# missing column); the run's own result already says what went wrong.
+logging.getLogger("great_expectations.render").setLevel(logging.CRITICAL)
 
 DATASOURCE = "accelsync"
 BATCH_DEFINITION = "whole_dataframe"
@@ -41,6 +44,7 @@ _SUITE_KEYS = {"name", "id", "expectations", "suite_parameters", "meta", "notes"
 _EXPECTATION_KEYS = {"type", "kwargs", "meta", "id", "notes", "description", "severity",
                      "rendered_content"}
 # kwargs that say nothing about what is checked; left out of check names and details.
+_DOMAIN_KWARGS = ("column", "column_A", "column_B", "column_list")
 _QUIET_KWARGS = {"batch_id", "result_format", "catch_exceptions", "include_config",
                  "meta", "notes", "description", "rendered_content", "severity"}
 # One validation at a time per process: GX keeps a process-wide "current" context, and its
@@ -66,14 +70,16 @@ def load_suite(path: str) -> "gx.ExpectationSuite":
         with open(path, encoding="utf-8") as handle:
             raw = handle.read()
     except OSError as error:
-        raise SpecError(path, [("", f"cannot read suite file: {error.strerror or error}")]) from None
+        message = f"cannot read suite file: {error.strerror or error}"
+        raise SpecError(path, [("", message)]) from None
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as error:
         raise SpecError(path, [("", f"invalid JSON at line {error.lineno} column {error.colno}:"
                                     f" {error.msg}")]) from None
     if not isinstance(data, dict):
-        raise SpecError(path, [("", "a suite must be a JSON object with 'name' and 'expectations'")])
+        raise SpecError(path, [("", "a suite must be a JSON object with 'name' and"
+                                    " 'expectations'")])
 
     problems: list[tuple[str, str]] = []
     problems += [(key, "unknown field (a GX 1.x suite has: " + ", ".join(sorted(_SUITE_KEYS)) + ")")
@@ -183,8 +189,10 @@ def validate_dataframe(df, suite_path: str, *, run_name: str, docs_root: str,
         result = _run(checkpoint, df, run_name)
     ((key, validation),) = result.run_results.items()
     # GX groups results by metric domain; report them in the suite's order.
-    order = {e.id: i for i, e in enumerate(checkpoint.validation_definitions[0].suite.expectations)}
-    results = sorted(validation.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+    expectations = checkpoint.validation_definitions[0].suite.expectations
+    order = {expectation.id: index for index, expectation in enumerate(expectations)}
+    results = sorted(validation.results,
+                     key=lambda r: order.get(r.expectation_config.id, len(order)))
     return SuiteResult(success=bool(validation.success),
                        checks=[_check(r) for r in results],
                        data_docs=_docs_page(context, key),
@@ -298,22 +306,26 @@ def _check(result) -> dict[str, Any]:
     """One readable check from one ExpectationValidationResult."""
     config = result.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k not in _QUIET_KWARGS}
-    name = f"{config.type}({_subject(kwargs)})"
+    # Column expectations are named by their columns; table ones by their arguments.
+    domain = () if config.type.startswith("expect_table_") else _DOMAIN_KWARGS
+    name = f"{config.type}({_subject(kwargs, domain)})"
     error = _exception_message(result.exception_info)
     if error:
         return {"name": name, "passed": False, "detail": f"could not be evaluated: {error}"}
     passed = bool(result.success)
-    return {"name": name, "passed": passed, "detail": _detail(result.result or {}, kwargs, passed)}
+    return {"name": name, "passed": passed,
+            "detail": _detail(result.result or {}, kwargs, domain, passed)}
 
 
-def _subject(kwargs: dict) -> str:
-    for key in ("column", "column_list"):
-        if key in kwargs:
-            value = kwargs[key]
-            return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    if "column_A" in kwargs and "column_B" in kwargs:
-        return f"{kwargs['column_A']}, {kwargs['column_B']}"
-    return _arguments(kwargs)
+def _subject(kwargs: dict, domain: tuple[str, ...]) -> str:
+    columns = []
+    for key in domain:
+        value = kwargs.get(key)
+        if isinstance(value, list):
+            columns += [str(v) for v in value]
+        elif value:
+            columns.append(str(value))
+    return ", ".join(columns) if columns else _arguments(kwargs)
 
 
 def _arguments(kwargs: dict, skip: tuple[str, ...] = ()) -> str:
@@ -321,37 +333,45 @@ def _arguments(kwargs: dict, skip: tuple[str, ...] = ()) -> str:
     for key, value in kwargs.items():
         if key in skip or value is None:
             continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # GX turns bounds into floats; show them as written
         text = json.dumps(value, ensure_ascii=False, default=str)
         shown.append(f"{key}={text if len(text) <= 60 else text[:57] + '...'}")
     return ", ".join(shown)
 
 
-def _detail(result: dict, kwargs: dict, passed: bool) -> str:
-    if "unexpected_count" in result and "observed_value" not in result:
+def _detail(result: dict, kwargs: dict, domain: tuple[str, ...], passed: bool) -> str:
+    """Why a check failed: unexpected counts and values, or the observed aggregate."""
+    examples = _distinct(result.get("partial_unexpected_list") or [])[:SHOWN_UNEXPECTED]
+    shown = ", ".join(_show(v) for v in examples)
+    if "element_count" in result and "unexpected_count" in result:  # column map expectations
         unexpected = int(result.get("unexpected_count") or 0)
-        total = result.get("element_count")
+        total = int(result.get("element_count") or 0)
         if passed and not unexpected:
-            return f"all {total} values as expected" if total is not None else "as expected"
-        percent = result.get("unexpected_percent")
-        text = f"{unexpected} unexpected of {total} values"
-        if percent is not None:
-            text += f" ({percent:.4g}%)"
-        values = _distinct(result.get("partial_unexpected_list") or [])[:SHOWN_UNEXPECTED]
-        if values:
-            text += "; e.g. " + ", ".join(_show(v) for v in values)
-        if result.get("missing_count"):
-            text += f"; {result['missing_count']} nulls not counted"
+            return f"all {total} values as expected"
+        missing = int(result.get("missing_count") or 0)
+        text = (f"{unexpected} unexpected of {total - missing} non-null values" if missing
+                else f"{unexpected} unexpected of {total} values")
+        if result.get("unexpected_percent") is not None:
+            text += f" ({result['unexpected_percent']:.4g}%)"
+        if shown:
+            text += f"; e.g. {shown}"
         if passed:
             text += f" (within mostly={kwargs.get('mostly')})"
         return text
-    if "observed_value" in result:
-        observed = f"observed {_show(result['observed_value'])}"
-        if passed:
-            return observed
-        expected = _arguments(kwargs, skip=("column", "column_list", "column_A", "column_B"))
-        return f"{observed}; expected {expected}" if expected else observed
-    details = result.get("details")
-    return "passed" if passed else f"failed{': ' + _show(details) if details else ''}"
+    parts = []
+    if result.get("observed_value") is not None or ("observed_value" in result and not shown):
+        parts.append(f"observed {_show(result.get('observed_value'))}")
+    if passed:
+        return parts[0] if parts else "passed"
+    if shown:
+        parts.append(f"unexpected {shown}")
+    expected = _arguments(kwargs, skip=domain)
+    if expected:
+        parts.append(f"expected {expected}")
+    if not parts and result.get("details"):
+        parts.append(_show(result["details"]))
+    return "; ".join(parts) or "failed"
 
 
 def _distinct(values: list) -> list:
@@ -369,6 +389,8 @@ def _show(value: Any) -> str:
         return "null"
     if isinstance(value, str):
         return repr(value if len(value) <= 80 else value[:77] + "...")
+    if isinstance(value, tuple):  # column pair and multicolumn expectations
+        return "(" + ", ".join(_show(v) for v in value) + ")"
     text = str(value)
     return text if len(text) <= 200 else text[:197] + "..."
 
