@@ -269,3 +269,31 @@ def test_password_never_shows_in_errors_or_summary(services, typed_table, tmp_pa
     for path in __import__("pathlib").Path(run_dir).rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="replace"), path
+
+
+def test_swap_serves_old_version_until_publish_then_removes_it(spark, typed_table, mysql, redis_client, run_id):
+    from accelsync.readers import RedisSwapReader
+
+    spec = make_spec(target={"type": "redis", "connection": "test_redis", "key": "user:{id}",
+                             "value": {"type": "hash", "fields": ["name"]}, "mode": "swap"})
+    reader = RedisSwapReader(redis_client, spec.name)
+    assert pipeline.run(spec, run_id)["status"] == "published"
+    assert reader.hgetall("user:1") == {b"name": "héllo wörld 😀".encode()}
+    first = reader.prefix()
+
+    mysql.cursor().execute("UPDATE typed SET name = 'new name' WHERE id = 1")
+    pipeline.stage_sync(spec, run_id + "b")
+    assert reader.prefix() == first  # written beside the live version, not visible yet
+    assert reader.hgetall("user:1") == {b"name": "héllo wörld 😀".encode()}
+    redis_client.delete(f"{spec.name}:{run_id}b:user:2")
+    with pytest.raises(GateFailed, match="reconcile"):
+        pipeline.stage_gate(spec, run_id + "b")
+    assert reader.hgetall("user:1") == {b"name": "héllo wörld 😀".encode()}  # failed gate: old version
+
+    summary = pipeline.run(spec, run_id + "c")
+    assert summary["status"] == "published"
+    assert reader.hgetall("user:1") == {b"name": b"new name"}
+    assert reader.prefix() == f"{spec.name}:{run_id}c:"
+    leftover = [k for k in redis_client.keys("*") if not k.startswith(reader.prefix().encode())
+                and not k.startswith(b"accelsync:")]
+    assert leftover == []  # the superseded and the failed versions are gone

@@ -1,5 +1,12 @@
 """Redis sink: keys from a template, hash / string / json values, written in large pipelines.
 
+Modes: `upsert` writes the keys in place. `swap` writes each run under its own version prefix
+`<sync name>:<run id>:` and `publish` flips one pointer key, `accelsync:live:<sync name>`, whose
+value is the live prefix; readers read the pointer, then `<prefix><key>` (see
+`accelsync.readers.RedisSwapReader`), so they never see a mix of versions, and see the old
+version until the gate passed. Superseded versions are deleted at publish (UNLINK: Redis frees
+the memory in the background).
+
 Value text is what `resp.as_text` documents. A hash row writes HSET of its non-null fields and
 HDEL of its null ones, so a rerun leaves the key equal to the source row. A row is dirty when a
 key column is NULL, a string value is NULL, or every field of a hash is NULL (Redis has no
@@ -21,6 +28,7 @@ import pyarrow.compute as pc
 from accelsync.connections import Connection, get_connection
 from accelsync.errors import TerminalError, TransientError
 from accelsync.registry import register_sink
+from accelsync.runs import safe_run_id
 from accelsync.sinks import resp
 from accelsync.sinks.base import BatchWriter, Sink
 from accelsync.spec import RedisTarget, Spec
@@ -48,18 +56,38 @@ class RedisSink(Sink):
         self.ttl_ms = int(self.options.ttl.total_seconds() * 1000) if self.options.ttl else None
 
     def prepare(self, run_id: str) -> dict[str, Any]:
-        if self.options.mode == "swap":
-            raise TerminalError("target.mode: swap is not available in this version; use upsert")
         if self.options.compression != "none":
             raise TerminalError("target.compression: not available in this version; use none")
         client = self._client()
         try:
             client.ping()
+            if self.options.mode == "swap":
+                prefix = version_prefix(self.spec.name, run_id)
+                client.sadd(versions_key(self.spec.name), prefix)
+                return {"prefix": prefix}
         except Exception as exc:
             raise TransientError(f"Redis at {self._conn().safe_address()} is unavailable: {exc}") from None
         finally:
             client.close()
-        return {}
+        return {"prefix": ""}
+
+    def publish(self, context: dict[str, Any]) -> dict[str, Any]:
+        if self.options.mode != "swap":
+            return {}
+        prefix = context["prefix"]
+        client = self._client()
+        try:
+            previous = client.getset(live_key(self.spec.name), prefix)
+            removed = 0
+            for old in client.smembers(versions_key(self.spec.name)):
+                old = old.decode()
+                if old != prefix:
+                    removed += _unlink_prefix(client, old)
+                    client.srem(versions_key(self.spec.name), old)
+            return {"live": prefix, "previous": previous.decode() if previous else None,
+                    "superseded_keys_removed": removed}
+        finally:
+            client.close()
 
     def value_fields(self, schema: pa.Schema) -> list[str]:
         fields = self.options.value.value_columns()
@@ -72,10 +100,10 @@ class RedisSink(Sink):
         return list(schema.names)
 
     def open_writer(self, context: dict[str, Any]) -> BatchWriter:
-        return _RedisWriter(self)
+        return _RedisWriter(self, context)
 
     def count_present(self, batch: pa.RecordBatch, context: dict[str, Any]) -> int:
-        keys = resp.render(self.options.key, batch).drop_null().to_pylist()
+        keys = _keys(self.options.key, batch, context).drop_null().to_pylist()
         client = self._client()
         try:
             present = 0
@@ -90,8 +118,9 @@ class RedisSink(Sink):
         client = self._client()
         try:
             pipe = client.pipeline(transaction=False)
-            keys = [self.options.key.render({k: _text(row[k]).decode("utf-8", "surrogateescape")
-                                             for k in self.options.key.columns}) for row in rows]
+            keys = [context.get("prefix", "") + self.options.key.render(
+                {k: _text(row[k]).decode("utf-8", "surrogateescape") for k in self.options.key.columns})
+                for row in rows]
             for key in keys:
                 pipe.hgetall(key) if kind == "hash" else pipe.get(key)
             actual = pipe.execute()
@@ -136,8 +165,9 @@ class RedisSink(Sink):
 class _RedisWriter(BatchWriter):
     """Encodes each batch as one RESP buffer and keeps one batch of replies in flight."""
 
-    def __init__(self, sink: RedisSink):
+    def __init__(self, sink: RedisSink, context: dict[str, Any]):
         self.sink = sink
+        self.context = context
         self.options = sink.options
         conn = sink._conn()
         self.redact = conn.redact
@@ -153,7 +183,7 @@ class _RedisWriter(BatchWriter):
     def write(self, batch: pa.RecordBatch) -> list[tuple[int, str]]:
         if self.fields is None:
             self.fields = self.sink.value_fields(batch.schema)
-        keys = resp.render(self.options.key, batch)
+        keys = _keys(self.options.key, batch, self.context)
         values = [resp.as_text(batch.column(name)) for name in self.fields]
         rejected, good = self._reject(batch, keys, values)
         if good is not None:
@@ -252,6 +282,39 @@ class _RedisWriter(BatchWriter):
             self.connection.disconnect()
         finally:
             self.client.close()
+
+
+def live_key(sync_name: str) -> str:
+    return f"accelsync:live:{sync_name}"
+
+
+def versions_key(sync_name: str) -> str:
+    return f"accelsync:versions:{sync_name}"
+
+
+def version_prefix(sync_name: str, run_id: str) -> str:
+    return f"{sync_name}:{safe_run_id(run_id)}:"
+
+
+def _keys(template, batch: pa.RecordBatch, context: dict[str, Any]) -> pa.Array:
+    keys = resp.render(template, batch)
+    prefix = context.get("prefix")
+    return pc.binary_join_element_wise(prefix.encode(), keys, b"") if prefix else keys
+
+
+def _unlink_prefix(client, prefix: str) -> int:
+    """Delete every key under a version prefix, in batches (UNLINK frees memory in background)."""
+    removed = 0
+    batch: list[bytes] = []
+    pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[") + "*"
+    for key in client.scan_iter(match=pattern, count=10_000):
+        batch.append(key)
+        if len(batch) == 10_000:
+            removed += client.unlink(*batch)
+            batch.clear()
+    if batch:
+        removed += client.unlink(*batch)
+    return removed
 
 
 def _json_objects(batch: pa.RecordBatch, fields: list[str]) -> pa.Array:
