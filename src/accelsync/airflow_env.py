@@ -14,6 +14,7 @@ before importing Airflow or anything that imports it (`accelsync.dag_factory`,
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import subprocess
@@ -34,6 +35,7 @@ def repo_root() -> Path:
 
 
 def airflow_home() -> Path:
+    """`$ACCELSYNC_HOME/airflow`: the project-local AIRFLOW_HOME."""
     return runs.home() / "airflow"
 
 
@@ -50,8 +52,6 @@ def airflow_environ(home: Path | None = None, dags_folder: Path | None = None) -
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(home / "logs" / "dag_processor"),
-        # The scheduler would not pick up new DAGs paused; the demo runs them with dag.test anyway.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
     }
 
 
@@ -83,8 +83,11 @@ def is_migrated(home: Path | None = None) -> bool:
 
 
 def _head_revision() -> str | None:
-    from airflow.utils.db import _REVISION_HEADS_MAP
-
+    """The newest schema revision this Airflow knows (None: unknown, so always migrate)."""
+    try:
+        from airflow.utils.db import _REVISION_HEADS_MAP
+    except ImportError:
+        return None
     return list(_REVISION_HEADS_MAP.values())[-1] if _REVISION_HEADS_MAP else None
 
 
@@ -93,8 +96,13 @@ def migrate(home: Path | None = None, dags_folder: Path | None = None) -> None:
     env = configure(home, dags_folder)
     if is_migrated(home):
         return
-    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env={**os.environ, **env},
-                            capture_output=True, text=True)
+    # One migration at a time per home (the demo and the tests may start together).
+    with open(Path(env["AIRFLOW_HOME"]) / ".migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_migrated(home):
+            return
+        result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env={**os.environ, **env},
+                                capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed ({result.returncode}):\n{result.stdout[-3000:]}"
                            f"\n{result.stderr[-3000:]}")

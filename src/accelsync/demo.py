@@ -10,12 +10,15 @@ The data is the same for the same `rows`, and reloading it drops and recreates t
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, TextIO
 
 DEMO_SERVICES = ["mysql", "redis"]
 CITIES = ["Berlin", "Paris", "Lisbon", "Tokyo", "São Paulo", "Nairobi"]
@@ -106,10 +109,12 @@ def load_data(rows: int, conn_id: str = "mysql_default") -> dict[str, int]:
     return {"users": rows, "orders": 2 * rows}
 
 
-def expected_keys(rows: int) -> dict[str, list[str]]:
-    """The Redis keys the demo syncs must leave, per DAG."""
-    return {"users_to_redis": [f"user:{i}" for i in range(1, rows + 1)],
-            "orders_to_redis": [f"order:{i}" for i in range(1, 2 * rows + 1) if order_is_live(i)]}
+def expected_keys(rows: int) -> dict[str, tuple[list[str], list[str]]]:
+    """Per DAG: the Redis keys the demo syncs must leave, and those they must not write."""
+    orders = range(1, 2 * rows + 1)
+    return {"users_to_redis": ([f"user:{i}" for i in range(1, rows + 1)], []),
+            "orders_to_redis": ([f"order:{i}" for i in orders if order_is_live(i)],
+                                [f"order:{i}" for i in orders if not order_is_live(i)])}
 
 
 def count_present(keys: list[str], conn_id: str = "redis_default") -> int:
@@ -126,7 +131,7 @@ def count_present(keys: list[str], conn_id: str = "redis_default") -> int:
 def main(rows: int = 10_000) -> int:
     """Run the demo; return the exit status (0: every demo DAG run succeeded and Redis is right)."""
     from accelsync import airflow_env, devstack, runs
-    from accelsync.spec import load_spec, spec_files
+    from accelsync.spec import spec_files
 
     if rows < 1:
         print("accelsync demo: --rows must be at least 1", file=sys.stderr)
@@ -152,25 +157,48 @@ def main(rows: int = 10_000) -> int:
 
     print("== Airflow")
     airflow_env.migrate()
+    log_path = runs.home() / "demo.log"
     print(f"AIRFLOW_HOME={os.environ['AIRFLOW_HOME']}")
-    results: list[tuple[Any, Any]] = []
-    specs = spec_files([str(root / "dags" / "syncs")])
-    for path in specs:
-        spec = load_spec(path)
-        print(f"-- running DAG {spec.name}")
-        try:
-            result = airflow_env.run_dag(path)
-        except Exception as exc:  # the demo reports every DAG, even when one cannot start
-            print(f"{spec.name}: could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
-            result = None
-        results.append((spec, result))
+    print(f"Airflow and Spark logs of the DAG runs: {log_path}")
+    results = run_dags(spec_files([str(root / "dags" / "syncs")]), log_path)
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its goodbyes at exit are noise here
+    ok = report(results, rows)
+    print("demo " + ("succeeded" if ok else "FAILED"))
+    return 0 if ok else 1
 
+
+def run_dags(specs: list[Path], log_path: Path) -> list[tuple[Any, Any]]:
+    """Run each spec's DAG through Airflow, logs to `log_path`; [(spec, DagRunResult or None)]."""
+    from accelsync import airflow_env
+    from accelsync.spark import stop_spark
+    from accelsync.spec import load_spec
+
+    results: list[tuple[Any, Any]] = []
+    with _output_to(log_path) as terminal, ExitStack() as cleanup:
+        cleanup.callback(stop_spark)  # inside the redirect: py4j logs as it shuts down
+        for path in specs:
+            spec = load_spec(path)
+            terminal.write(f"-- DAG {spec.name}: running ...\n")
+            terminal.flush()
+            try:
+                result = airflow_env.run_dag(path)
+            except Exception as exc:  # the demo reports every DAG, even when one cannot start
+                terminal.write(f"{spec.name}: could not run: {type(exc).__name__}: {exc}\n")
+                result = None
+            else:
+                terminal.write(f"-- DAG {spec.name}: {result.state} in {result.seconds:.1f}s\n")
+            terminal.flush()
+            results.append((spec, result))
+    return results
+
+
+def report(results: list[tuple[Any, Any]], rows: int) -> bool:
+    """Print each run's summary, a line per DAG and the Redis check; True when all is well."""
     from accelsync.summary import render
 
     for spec, result in results:
         if result is not None:
             print(render(_summary(spec, result.run_id)))
-
     print("\n== result")
     ok = bool(results)
     for spec, result in results:
@@ -182,14 +210,39 @@ def main(rows: int = 10_000) -> int:
                                                                       key=lambda item: _order(item[0])))
         print(f"{spec.name:<20} {result.state:<8} {result.seconds:6.1f}s  {tasks}")
         ok = ok and result.state == "success"
-    for dag_id, keys in expected_keys(rows).items():
-        if dag_id not in {spec.name for spec, _ in results}:
+    ran = {spec.name for spec, _ in results}
+    for dag_id, (keys, absent) in expected_keys(rows).items():
+        if dag_id not in ran:
             continue
-        present = count_present(keys)
-        print(f"{dag_id:<20} redis: {present:,} of {len(keys):,} expected keys present")
-        ok = ok and present == len(keys)
-    print("demo " + ("succeeded" if ok else "FAILED"))
-    return 0 if ok else 1
+        present, unexpected = count_present(keys), count_present(absent)
+        print(f"{dag_id:<20} redis: {present:,} of {len(keys):,} expected keys present"
+              + (f", {unexpected:,} of {len(absent):,} filtered-out keys present" if absent else ""))
+        ok = ok and present == len(keys) and unexpected == 0
+    return ok
+
+
+@contextmanager
+def _output_to(path: Path) -> Iterator[TextIO]:
+    """Send this process's stdout and stderr (Airflow task logs, Spark's JVM) to `path`; yield
+    the terminal. At file-descriptor level, so child processes started meanwhile write there too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(saved[0]), "w", encoding="utf-8", errors="replace")
+    with open(path, "wb") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    try:
+        yield terminal
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
+        terminal.close()
 
 
 def _summary(spec, airflow_run_id: str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def get_spark():
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from accelsync.spark_io import AccelsyncSink, AccelsyncSource
+    from accelsync.spark_io import AccelsyncSink, AccelsyncSnapshot, AccelsyncSource
 
     builder = SparkSession.builder.appName("accelsync")
     master = os.environ.get("ACCELSYNC_SPARK_MASTER")
@@ -50,6 +50,7 @@ def get_spark():
     session.sparkContext.setLogLevel("WARN")
     session.dataSource.register(AccelsyncSource)
     session.dataSource.register(AccelsyncSink)
+    session.dataSource.register(AccelsyncSnapshot)
     _SESSION = session
     return session
 

@@ -7,7 +7,7 @@ paying a second or more of imports per task (set as `spark.python.daemon.module`
 
 import pyarrow  # noqa: F401
 import pyarrow.compute  # noqa: F401
-import pyarrow.parquet  # noqa: F401
+import pyarrow.ipc  # noqa: F401
 
 import accelsync.spark_io  # noqa: F401
 import accelsync.spec  # noqa: F401

@@ -19,6 +19,7 @@ from pyspark.sql.datasource import (DataSource, DataSourceArrowWriter, DataSourc
 
 SOURCE_FORMAT = "accelsync_source"
 SINK_FORMAT = "accelsync_sink"
+SNAPSHOT_FORMAT = "accelsync_snapshot"
 
 
 def _spec(options: dict[str, str]):
@@ -82,6 +83,42 @@ class _PlanReader(DataSourceReader):
                            "dirty_reasons": dirty.reasons, "dirty_file": str(dirty.path) if dirty.count else None})
 
 
+class AccelsyncSnapshot(DataSource):
+    """Reads a run snapshot: the Arrow IPC files the write tasks left, one partition per file."""
+
+    @classmethod
+    def name(cls) -> str:
+        return SNAPSHOT_FORMAT
+
+    def schema(self):
+        from pyspark.sql.pandas.types import from_arrow_schema
+        import pyarrow as pa
+
+        files = json.loads(self.options["files"])
+        with pa.OSFile(files[0], "rb") as handle:
+            schema = pa.ipc.open_file(handle).schema
+        return from_arrow_schema(schema, prefer_timestamp_ntz=True)
+
+    def reader(self, schema) -> DataSourceReader:
+        return _SnapshotReader(json.loads(self.options["files"]))
+
+
+class _SnapshotReader(DataSourceReader):
+    def __init__(self, files: list[str]):
+        self.files = files
+
+    def partitions(self):
+        return [InputPartition(path) for path in self.files]
+
+    def read(self, partition: InputPartition) -> Iterator[Any]:
+        import pyarrow as pa
+
+        with pa.memory_map(partition.value, "r") as source:
+            reader = pa.ipc.open_file(source)
+            for index in range(reader.num_record_batches):
+                yield reader.get_batch(index)
+
+
 @dataclass
 class _Written(WriterCommitMessage):
     stats: dict
@@ -117,7 +154,7 @@ class _SinkWriter(DataSourceArrowWriter):
         stats = write_partition(
             sink_class(spec.target.type)(spec), context, iterator,
             dirty=DirtyLog(os.path.join(run_dir, "dirty"), name),
-            snapshot_path=os.path.join(run_dir, "snapshot", f"{name}.parquet"),
+            snapshot_path=os.path.join(run_dir, "snapshot", f"{name}.arrow"),
             records_per_second=spec.speed.records_per_second / channels,
             max_dirty=max_dirty)
         return _Written(asdict(stats))

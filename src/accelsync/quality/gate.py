@@ -1,6 +1,6 @@
 """The gate: every check that must pass before a run's data goes live.
 
-Checks run on the run snapshot (the rows the sink accepted, as Parquet in the run folder) and on
+Checks run on the run snapshot (the rows the sink accepted, as Arrow IPC files in the run folder) and on
 the target itself through the sink's real client:
 - suite: the GX suite of `quality.suite`, validated on the snapshot;
 - reconcile: rows present in the target vs read - dirty - filtered, within `tolerance`;
@@ -28,7 +28,10 @@ def check(name: str, passed: bool, detail: str, **extra: Any) -> dict[str, Any]:
 def snapshot_frame(spark, spec: Spec, run: RunDir):
     files = snapshot_files(run)
     if files:
-        return spark.read.parquet(*files)
+        import json
+
+        from accelsync.spark_io import SNAPSHOT_FORMAT
+        return spark.read.format(SNAPSHOT_FORMAT).option("files", json.dumps(files)).load()
     from pyspark.sql.pandas.types import from_arrow_schema
     empty = spark.createDataFrame([], from_arrow_schema(load_plan(run).schema, prefer_timestamp_ntz=True))
     return apply_transform(empty, spec)

@@ -16,7 +16,6 @@ from typing import Any, ClassVar, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from accelsync.dirty import DirtyLog
 from accelsync.errors import DataError
@@ -151,7 +150,7 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
             if snapshot_path and written.num_rows:
                 if snapshot is None:
                     Path(snapshot_path).parent.mkdir(parents=True, exist_ok=True)
-                    snapshot = pq.ParquetWriter(snapshot_path, written.schema, compression="zstd")
+                    snapshot = pa.ipc.new_file(snapshot_path, written.schema)
                 snapshot.write_batch(written)
             stats.snapshot_seconds += time.monotonic() - tick
             throttle.wait(batch.num_rows)

@@ -65,6 +65,11 @@ def bulk(values: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(b"$", lengths, b"\r\n", values, b"\r\n", b"")
 
 
+def bulk_parts(values: pa.Array) -> list:
+    """The pieces of `bulk(values)`, for callers that join a whole command in one kernel call."""
+    return [b"$", pc.cast(pc.binary_length(values), pa.string()).cast(pa.binary()), b"\r\n", values, b"\r\n"]
+
+
 def bulk_literal(value: str | bytes) -> bytes:
     raw = value.encode() if isinstance(value, str) else value
     return b"$%d\r\n%s\r\n" % (len(raw), raw)
@@ -94,6 +99,10 @@ def join(parts: Sequence, null_as_empty: bool = True) -> pa.Array:
 def array_header(counts: pa.Array) -> pa.Array:
     """`*<n>\\r\\n` per row, from an integer array of argument counts."""
     return pc.binary_join_element_wise(b"*", pc.cast(counts, pa.string()).cast(pa.binary()), b"\r\n", b"")
+
+
+def array_header_literal(count: int) -> bytes:
+    return b"*%d\r\n" % count
 
 
 def command(*args: str | bytes) -> bytes:

@@ -1,0 +1,626 @@
+"""Kafka source: a topic read as a bounded batch, committed only at publish.
+
+`plan` fixes one offset range per partition, from the group's committed offset (or `start` when
+there is none) to the end of the log now; long ranges are split so about `speed.channels` tasks
+share the work. Each task `assign()`s its range with a throwaway group id and never commits.
+`publish` commits the group to exactly the planned ends, so a failed gate or a killed run
+commits nothing and the next run reads the same messages again, and messages produced after
+plan belong to the next run.
+
+Messages are parsed a whole batch at a time by Arrow (`pyarrow.json`, `pyarrow.csv`) straight
+into the declared schema. When a batch does not parse, it is bisected until the bad messages are
+isolated; each becomes a dirty record with its topic, partition, offset and reason.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import re
+import time
+import uuid
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from accelsync.connections import Connection, get_connection
+from accelsync.dirty import DirtyLog
+from accelsync.errors import ConnectionConfigError, TerminalError, TransientError
+from accelsync.plan import Plan
+from accelsync.registry import register_source
+from accelsync.sources.base import Source
+from accelsync.spec import KAFKA_META_COLUMNS, KafkaSource
+
+log = logging.getLogger(__name__)
+
+# A range is split only into pieces of at least this many messages (the last piece may be less).
+MIN_RANGE_MESSAGES = 10_000
+# Messages per consume() call, and so at most per Arrow batch.
+BATCH_MESSAGES = 32_768
+METADATA_TIMEOUT = 15.0  # seconds, for metadata, watermark and committed-offset requests
+PROBE_TIMEOUT = 10.0  # seconds to confirm the end of each partition at plan time
+POLL_TIMEOUT = 0.5  # seconds one consume() call waits
+STALL_TIMEOUT = 120.0  # seconds without any message before a read task gives up
+
+# Reader defaults (any of them can be overridden in the connection's `extra`).
+_READ_DEFAULTS = {
+    "fetch.max.bytes": 64 * 1024 * 1024,
+    "max.partition.fetch.bytes": 16 * 1024 * 1024,
+    "receive.message.max.bytes": 128 * 1024 * 1024,
+    "queued.max.messages.kbytes": 64 * 1024,
+    "queued.min.messages": 200_000,
+}
+# Extra keys whose values are secrets: kept out of every message we raise or log.
+_SECRET_KEY = re.compile(r"password|secret|jaas|token|credential|private", re.IGNORECASE)
+# Errors that retrying cannot fix.
+_TERMINAL_CODES = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED, KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._AUTHENTICATION, KafkaError.INVALID_GROUP_ID, KafkaError._INVALID_ARG,
+    KafkaError.TOPIC_EXCEPTION,
+}
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+_SIMPLE_TYPES = {
+    "string": pa.string(), "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
+    "double": pa.float64(), "boolean": pa.bool_(), "timestamp": pa.timestamp("us"),
+    "date": pa.date32(), "binary": pa.binary(),
+}
+META_SCHEMA = pa.schema([("_key", pa.binary()), ("_partition", pa.int32()), ("_offset", pa.int64()),
+                         ("_timestamp", pa.timestamp("ms"))])
+assert tuple(META_SCHEMA.names) == KAFKA_META_COLUMNS
+
+
+def arrow_type(kind: str) -> pa.DataType:
+    """The Arrow type of a spec field type (string, long, decimal(10,2), ...)."""
+    if kind in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[kind]
+    match = _DECIMAL.match(kind)
+    if match:
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if not 1 <= precision <= 38 or scale > precision:
+            raise TerminalError(f"source.schema: {kind} is not a decimal Spark can hold "
+                                f"(precision 1..38, scale at most the precision)")
+        return pa.decimal128(precision, scale)
+    raise TerminalError(f"source.schema: {kind!r} is not a type")
+
+
+def value_schema(options: KafkaSource) -> pa.Schema:
+    """The columns parsed from message values, before the meta columns."""
+    if options.format == "raw":
+        return pa.schema([("value", pa.binary())])
+    fields = []
+    for name, kind in (options.schema_ or {}).items():
+        if name in KAFKA_META_COLUMNS:
+            raise TerminalError(f"source.schema: field {name!r} clashes with the meta column of that name")
+        fields.append(pa.field(name, arrow_type(kind.replace(" ", ""))))
+    return pa.schema(fields)
+
+
+@register_source
+class KafkaSourceReader(Source):
+    type = "kafka"
+    options: KafkaSource
+
+    # ------------------------------------------------------------------ driver: plan
+
+    def plan(self, channels: int) -> Plan:
+        topic, group = self.options.topic, self.spec.kafka_group
+        schema = pa.schema(list(value_schema(self.options)) + list(META_SCHEMA))
+        client = _Client(get_connection(self.options.connection))
+        consumer = client.consumer({"group.id": group, "enable.auto.commit": False,
+                                    "enable.partition.eof": True, "fetch.wait.max.ms": 50})
+        try:
+            partitions = client.partitions(consumer, topic)
+            committed = client.committed(consumer, topic, partitions)
+            watermarks = client.watermarks(consumer, topic, partitions)
+            ends = client.log_ends(consumer, topic, watermarks)
+        finally:
+            consumer.close()
+        starts, notes = {}, []
+        for p in partitions:
+            low, end = watermarks[p][0], ends[p]
+            position = committed.get(p)
+            if position is None:
+                starts[p] = low if self.options.start == "earliest" else end
+            elif position < low:
+                notes.append(f"partition {p}: offsets {position}..{low - 1} were deleted by retention "
+                             f"before they were read")
+                starts[p] = low
+            elif position > end:
+                notes.append(f"partition {p}: committed offset {position} is past the end of the log "
+                             f"({end}); the topic was recreated or truncated; starting from {self.options.start}")
+                starts[p] = low if self.options.start == "earliest" else end
+            else:
+                starts[p] = position
+        for note in notes:
+            log.warning("kafka topic %s, group %s: %s", topic, group, note)
+        ranges = split_ranges({p: (starts[p], ends[p]) for p in partitions}, channels)
+        total = sum(r["end"] - r["start"] for r in ranges)
+        state = {"topic": topic, "group": group,
+                 "start_offsets": {str(p): starts[p] for p in partitions},
+                 "end_offsets": {str(p): max(starts[p], ends[p]) for p in partitions},
+                 "messages": total}
+        if notes:
+            state["notes"] = notes
+        busy = len({r["partition"] for r in ranges})
+        how = (f"{len(ranges)} offset ranges over {busy} of {len(partitions)} partitions of {topic}, "
+               f"{total} messages" if ranges else f"nothing new in {topic} for group {group}")
+        return Plan(schema, ranges, state, how)
+
+    # ------------------------------------------------------------------ executor: read
+
+    def read(self, plan: Plan, partition: dict, dirty: DirtyLog) -> Iterator[pa.RecordBatch]:
+        topic = plan.state["topic"]
+        number, start, end = int(partition["partition"]), int(partition["start"]), int(partition["end"])
+        decoder = make_decoder(self.options, plan.schema)
+        client = _Client(get_connection(self.options.connection))
+        consumer = client.consumer({
+            **_READ_DEFAULTS,
+            "group.id": f"accelsync.reader.{uuid.uuid4().hex}",  # throwaway: tasks never commit
+            "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "enable.partition.eof": True, "auto.offset.reset": "error",
+        }, defaults_first=True)
+        try:
+            consumer.assign([TopicPartition(topic, number, start)])
+            for messages in client.consume_range(consumer, topic, number, start, end):
+                batch = to_batch(messages, number, decoder, plan.schema, topic, dirty)
+                if batch.num_rows:
+                    yield batch
+        finally:
+            consumer.close()
+
+    # ------------------------------------------------------------------ driver: publish
+
+    def publish(self, plan: Plan) -> dict:
+        """Commit the group to the planned end offsets (never moving one backwards)."""
+        ends = {int(p): int(o) for p, o in plan.state.get("end_offsets", {}).items()}
+        if not ends:
+            return {"committed": {}}
+        topic, group = plan.state["topic"], plan.state["group"]
+        client = _Client(get_connection(self.options.connection))
+        consumer = client.consumer({"group.id": group, "enable.auto.commit": False})
+        try:
+            current = client.committed(consumer, topic, sorted(ends))
+            # Another run published further since this plan: keep its position.
+            target = {p: max(end, current.get(p, end)) for p, end in ends.items()}
+            client.commit(consumer, topic, target)
+        finally:
+            consumer.close()
+        return {"committed": {str(p): o for p, o in sorted(target.items())}}
+
+
+def split_ranges(bounds: dict[int, tuple[int, int]], channels: int) -> list[dict[str, int]]:
+    """Offset ranges of about total/channels messages (never below MIN_RANGE_MESSAGES, except
+    the last piece of a partition), in partition order; empty partitions give none."""
+    total = sum(max(0, end - start) for start, end in bounds.values())
+    if total == 0:
+        return []
+    size = max(MIN_RANGE_MESSAGES, math.ceil(total / max(1, channels)))
+    ranges = []
+    for p in sorted(bounds):
+        start, end = bounds[p]
+        for low in range(start, end, size):
+            ranges.append({"partition": p, "start": low, "end": min(low + size, end)})
+    return ranges
+
+
+# ---------------------------------------------------------------------- client
+
+class _Client:
+    """confluent-kafka calls with accelsync's errors (terminal / transient) and no secrets in them."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        extra = dict(conn.extra or {})
+        if "bootstrap.servers" not in extra and conn.host:
+            extra["bootstrap.servers"] = f"{conn.host}:{conn.port or 9092}"
+        if "bootstrap.servers" not in extra:
+            raise ConnectionConfigError(f"connection {conn.conn_id!r}: no `bootstrap.servers` in its extra "
+                                        f"(e.g. {{\"extra\": {{\"bootstrap.servers\": \"host:9092\"}}}})")
+        self.extra = extra
+        self.servers = str(extra["bootstrap.servers"])
+        self._secrets = [str(v) for k, v in extra.items() if _SECRET_KEY.search(k) and v]
+        if conn.password:
+            self._secrets.append(conn.password)
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return self.conn.redact(text)
+
+    def consumer(self, settings: dict[str, Any], defaults_first: bool = False) -> Consumer:
+        """A Consumer with every `extra` key; `settings` win, except defaults the extra may tune."""
+        if defaults_first:
+            tunable = {k: v for k, v in settings.items() if k in _READ_DEFAULTS}
+            fixed = {k: v for k, v in settings.items() if k not in _READ_DEFAULTS}
+            config = {**tunable, **self.extra, **fixed}
+        else:
+            config = {**self.extra, **settings}
+        config.setdefault("socket.connection.setup.timeout.ms", 10_000)
+        config["logger"] = log
+        try:
+            return Consumer(config)
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConnectionConfigError(f"connection {self.conn.conn_id!r}: Kafka client configuration "
+                                        f"rejected: {self.redact(_text(exc))}") from None
+
+    def error(self, err: KafkaError | KafkaException | Exception, doing: str) -> Exception:
+        if isinstance(err, KafkaException) and err.args and isinstance(err.args[0], KafkaError):
+            err = err.args[0]
+        text = self.redact(_text(err))
+        if isinstance(err, KafkaError) and err.code() in _TERMINAL_CODES:
+            return TerminalError(f"Kafka {doing}: {text}")
+        return TransientError(f"Kafka at {self.servers} {doing} failed: {text}")
+
+    def partitions(self, consumer: Consumer, topic: str) -> list[int]:
+        try:
+            metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT)
+        except KafkaException as exc:
+            raise self.error(exc, f"metadata for topic {topic!r}") from None
+        found = metadata.topics.get(topic)
+        if found is None or (found.error is not None and found.error.code() in (
+                KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC)):
+            raise TerminalError(f"source.topic: topic {topic!r} does not exist on {self.servers}")
+        if found.error is not None:
+            raise self.error(found.error, f"metadata for topic {topic!r}")
+        if not found.partitions:
+            raise TransientError(f"Kafka topic {topic!r} has no partitions yet")
+        return sorted(found.partitions)
+
+    def committed(self, consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
+        """The group's committed offsets; partitions without one are left out."""
+        try:
+            offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=METADATA_TIMEOUT)
+        except KafkaException as exc:
+            raise self.error(exc, "fetching committed offsets") from None
+        found = {}
+        for tp in offsets:
+            if tp.error is not None:
+                raise self.error(tp.error, f"fetching the committed offset of partition {tp.partition}")
+            if tp.offset >= 0:
+                found[tp.partition] = tp.offset
+        return found
+
+    def watermarks(self, consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, tuple[int, int]]:
+        marks = {}
+        for p in partitions:
+            try:
+                marks[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=METADATA_TIMEOUT,
+                                                          cached=False)
+            except KafkaException as exc:
+                raise self.error(exc, f"listing offsets of partition {p}") from None
+            if marks[p] is None:
+                raise TransientError(f"Kafka at {self.servers} did not answer for the offsets of "
+                                     f"{topic} partition {p}")
+        return marks
+
+    def log_ends(self, consumer: Consumer, topic: str, watermarks: dict[int, tuple[int, int]]) -> dict[int, int]:
+        """The offset after the last readable message of each partition, as of now.
+
+        That is the high watermark (the last stable offset under read_committed), except that
+        Tansu, the devstack broker, answers ListOffsets with the base offset of the last record
+        batch + 1. So the end is confirmed by fetching from high - 1: the fetch returns that
+        whole batch, and the partition-EOF event carries the true end. On Kafka this costs one
+        small fetch per partition and confirms the watermark.
+        """
+        ends = {p: high for p, (low, high) in watermarks.items()}
+        pending = {p for p, (low, high) in watermarks.items() if high > low}
+        if not pending:
+            return ends
+        consumer.assign([TopicPartition(topic, p, ends[p] - 1) for p in sorted(pending)])
+        deadline = time.monotonic() + PROBE_TIMEOUT
+        try:
+            while pending and time.monotonic() < deadline:
+                for message in consumer.consume(10_000, timeout=0.05):
+                    err, p = message.error(), message.partition()
+                    if err is None:
+                        ends[p] = max(ends[p], message.offset() + 1)
+                    elif err.code() == KafkaError._PARTITION_EOF:
+                        ends[p] = max(ends[p], message.offset())
+                        pending.discard(p)
+                    else:
+                        raise self.error(err, f"reading the end of partition {p}")
+        finally:
+            consumer.unassign()
+        if pending:
+            raise TransientError(f"Kafka at {self.servers} did not deliver the end of {topic} partitions "
+                                 f"{sorted(pending)} within {PROBE_TIMEOUT:.0f}s")
+        return ends
+
+    def consume_range(self, consumer: Consumer, topic: str, partition: int, start: int,
+                      end: int) -> Iterator[list[Message]]:
+        """Lists of messages with start <= offset < end, in offset order, until the range is read."""
+        position = start  # the next offset wanted
+        idle_since = time.monotonic()
+        while position < end:
+            messages = consumer.consume(min(BATCH_MESSAGES, end - position), timeout=POLL_TIMEOUT)
+            if not messages:
+                if time.monotonic() - idle_since > STALL_TIMEOUT:
+                    raise TransientError(f"Kafka topic {topic} partition {partition}: no message for "
+                                         f"{STALL_TIMEOUT:.0f}s at offset {position} (range ends at {end})")
+                continue
+            idle_since = time.monotonic()
+            if any(m.error() is not None for m in messages):
+                for message in messages:
+                    err = message.error()
+                    if err is None:
+                        continue
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        if message.offset() >= end:  # gaps (compaction, transaction markers) at the end
+                            position = end
+                    elif err.code() == KafkaError._AUTO_OFFSET_RESET:
+                        raise TransientError(f"Kafka topic {topic} partition {partition}: offset {position} "
+                                             f"is no longer on the broker (deleted by retention after "
+                                             f"planning); a rerun plans again from what is left")
+                    else:
+                        raise self.error(err, f"reading partition {partition}")
+                messages = [m for m in messages if m.error() is None]
+                if not messages:
+                    continue
+            if messages[-1].offset() >= end:
+                messages = [m for m in messages if m.offset() < end]
+                position = end
+            elif messages:
+                position = messages[-1].offset() + 1
+            if messages:
+                yield messages
+
+    def commit(self, consumer: Consumer, topic: str, offsets: dict[int, int]) -> None:
+        try:
+            result = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in sorted(offsets.items())],
+                                     asynchronous=False)
+        except KafkaException as exc:
+            raise self.error(exc, "committing offsets") from None
+        for tp in result or []:
+            if tp.error is not None:
+                raise self.error(tp.error, f"committing the offset of partition {tp.partition}")
+
+
+def _text(err: Any) -> str:
+    if isinstance(err, KafkaError):
+        return err.str()
+    return str(err)
+
+
+# ---------------------------------------------------------------------- messages -> Arrow
+
+def to_batch(messages: list[Message], partition: int, decoder: "Decoder", schema: pa.Schema, topic: str,
+             dirty: DirtyLog) -> pa.RecordBatch:
+    """One Arrow batch of parsed values plus meta columns; unparseable messages go to `dirty`."""
+    n = len(messages)
+    values = [m.value() for m in messages]
+    keys = [m.key() for m in messages]
+    offsets = np.fromiter((m.offset() for m in messages), dtype=np.int64, count=n)
+    stamps = np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=n)
+    columns, bad = decoder.decode(values)
+    meta = [binary_array(keys), pa.array(np.full(n, partition, dtype=np.int32)), pa.array(offsets),
+            pa.array(stamps, pa.timestamp("ms"), mask=stamps < 0)]
+    if bad:
+        for index in sorted(bad):
+            dirty.add({"topic": topic, "partition": partition, "offset": int(offsets[index])}, bad[index],
+                      {"key": keys[index], "value": values[index]})
+        keep = np.ones(n, dtype=bool)
+        keep[list(bad)] = False
+        mask = pa.array(keep)
+        meta = [column.filter(mask) for column in meta]
+    return pa.RecordBatch.from_arrays(columns + meta, schema=schema)
+
+
+def binary_array(values: list[bytes | None]) -> pa.Array:
+    """A binary array from Python bytes, built from one joined buffer (no per-item Arrow calls)."""
+    n = len(values)
+    nulls = values.count(None)
+    if nulls == n:
+        return pa.nulls(n, pa.binary())
+    validity = None
+    if nulls:
+        validity = pa.array(np.fromiter((v is not None for v in values), dtype=bool, count=n)).buffers()[1]
+        values = [b"" if v is None else v for v in values]
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    kind, width = (pa.binary(), np.int32) if offsets[-1] < 2 ** 31 else (pa.large_binary(), np.int64)
+    array = pa.Array.from_buffers(kind, n, [validity, pa.py_buffer(offsets.astype(width)),
+                                            pa.py_buffer(b"".join(values))], null_count=nulls)
+    return array if kind == pa.binary() else array.cast(pa.binary())
+
+
+class Decoder:
+    """Turns a list of message values into columns of the value schema.
+
+    `decode` returns the columns of the good messages (in order) and {index: reason} of the bad.
+    Subclasses parse many messages at once (`parse`, which raises on any bad message) and explain
+    one bad message (`reason`).
+    """
+
+    def __init__(self, schema: pa.Schema, types: dict[str, str]):
+        self.schema = schema
+        self.types = types  # field -> type as the spec writes it, for messages
+
+    def decode(self, values: list[bytes | None]) -> tuple[list[pa.Array], dict[int, str]]:
+        bad: dict[int, str] = {}
+        index = list(range(len(values)))
+        if None in values or self.has_blank(values):
+            for i, value in enumerate(values):
+                if value is None:
+                    bad[i] = "message has no value (a tombstone)"
+                elif not value.strip():
+                    bad[i] = "empty message"
+            index = [i for i in index if i not in bad]
+            values = [values[i] for i in index]
+        tables: list[pa.Table] = []
+        self._bisect(values, 0, len(values), index, tables, bad)
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return [pa.array([], f.type) for f in self.schema], bad
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        return [table.column(f.name).combine_chunks() for f in self.schema], bad
+
+    def _bisect(self, values, low, high, index, tables, bad) -> None:
+        if low >= high:
+            return
+        chunk = values[low:high]
+        try:
+            table = self.parse(chunk)
+            if table.num_rows == len(chunk):
+                tables.append(table)
+                return
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError):
+            pass
+        if high - low <= 4:
+            for i in range(low, high):
+                table, reason = self.one(values[i])
+                if table is None:
+                    bad[index[i]] = reason
+                else:
+                    tables.append(table)
+            return
+        middle = (low + high) // 2
+        self._bisect(values, low, middle, index, tables, bad)
+        self._bisect(values, middle, high, index, tables, bad)
+
+    def one(self, value: bytes) -> tuple[pa.Table | None, str]:
+        """Parse one message alone: its one-row table, or None and why not."""
+        try:
+            table = self.parse([value])
+            if table.num_rows == 1:
+                return table, ""
+            if table.num_rows == 0:
+                return None, "empty message"
+            return None, f"message holds {table.num_rows} records, not one"
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+            return None, self.reason(value, exc)
+
+    def has_blank(self, values: list[bytes | None]) -> bool:
+        """Whether a message is empty or blank. The JSON reader skips blank lines, so it must
+        never see one: then one row per message is exactly `rows == messages`."""
+        return False
+
+    def parse(self, values: list[bytes]) -> pa.Table:
+        raise NotImplementedError
+
+    def reason(self, value: bytes, exc: Exception) -> str:
+        return _first_line(str(exc))
+
+    def cannot_cast(self, name: str, shown: str) -> str:
+        return f"field {name}: cannot cast {shown} to {self.types[name]}"
+
+
+class JsonDecoder(Decoder):
+    """One JSON object per message; fields missing or null are NULL, other fields are ignored.
+
+    JSON types must fit the declared ones: numbers for int/long/float/double (integers for
+    int/long), true/false for boolean, strings for string/binary (UTF-8 bytes), ISO-8601 strings
+    for timestamp and date, numbers or strings for decimal.
+    """
+
+    def __init__(self, schema: pa.Schema, types: dict[str, str]):
+        super().__init__(schema, types)
+        # Arrow's JSON reader cannot parse dates itself: read them as text, then cast.
+        self.dates = [f.name for f in schema if f.type == pa.date32()]
+        parse_schema = pa.schema([pa.field(f.name, pa.string()) if f.name in self.dates else f for f in schema])
+        self.options = pa_json.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="ignore")
+
+    def has_blank(self, values: list[bytes | None]) -> bool:
+        return any(v is not None and not v.strip() for v in values)
+
+    def parse(self, values: list[bytes]) -> pa.Table:
+        data = b"\n".join(values)
+        read = pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1))
+        table = pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=self.options)
+        for name in self.dates:
+            position = table.schema.get_field_index(name)
+            table = table.set_column(position, name, pc.cast(table.column(name), pa.date32()))
+        return table.select(self.schema.names)
+
+    def one(self, value: bytes) -> tuple[pa.Table | None, str]:
+        if b"\n" in value or b"\r" in value:
+            # Pretty-printed JSON: line breaks between tokens are plain whitespace.
+            value = value.replace(b"\r", b" ").replace(b"\n", b" ")
+        return super().one(value)
+
+    def reason(self, value: bytes, exc: Exception) -> str:
+        try:
+            document = json.loads(value)
+        except UnicodeDecodeError:
+            return "not valid JSON: not UTF-8 text"
+        except ValueError as error:
+            return f"not valid JSON: {getattr(error, 'msg', error)} at column {getattr(error, 'colno', '?')}"
+        if not isinstance(document, dict):
+            return f"not a JSON object but {type(document).__name__ if document is not None else 'null'}"
+        for name in self.schema.names:
+            item = document.get(name)
+            if item is None:
+                continue
+            field = self.schema.field(name)
+            try:
+                JsonDecoder(pa.schema([field]), {name: self.types[name]}).parse([json.dumps({name: item}).encode()])
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                return self.cannot_cast(name, _show(item))
+        return _first_line(str(exc))
+
+
+class CsvDecoder(Decoder):
+    """One CSV record per message, fields in the order of the declared schema, no header.
+
+    Empty fields and NULL/null/NA are NULL except in string fields, which keep the empty text.
+    """
+
+    def __init__(self, schema: pa.Schema, types: dict[str, str]):
+        super().__init__(schema, types)
+        self.parse_options = pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
+        self.convert = pa_csv.ConvertOptions(column_types=schema)
+
+    def decode(self, values: list[bytes | None]) -> tuple[list[pa.Array], dict[int, str]]:
+        # Producers often end each CSV line with a line break; one record per message is meant.
+        return super().decode([v.rstrip(b"\r\n") if v is not None else None for v in values])
+
+    def parse(self, values: list[bytes]) -> pa.Table:
+        data = b"\n".join(values)
+        read = pa_csv.ReadOptions(column_names=self.schema.names, use_threads=False,
+                                  block_size=max(1 << 20, len(data) + 1))
+        return pa_csv.read_csv(io.BytesIO(data), read_options=read, parse_options=self.parse_options,
+                               convert_options=self.convert)
+
+    def reason(self, value: bytes, exc: Exception) -> str:
+        text = _first_line(str(exc))
+        column = re.search(r"CSV column #(\d+)", text)
+        shown = re.search(r"invalid value ('.*')", text)
+        if column and shown and int(column.group(1)) < len(self.schema):
+            return self.cannot_cast(self.schema.names[int(column.group(1))], shown.group(1))
+        expected = re.search(r"Expected (\d+) columns, got (\d+)", text)
+        if expected:
+            return f"CSV record has {expected.group(2)} fields; the schema has {expected.group(1)}"
+        return f"not a CSV record: {text}"
+
+
+class RawDecoder(Decoder):
+    """The value's bytes unchanged, in one binary column `value`; a tombstone is NULL."""
+
+    def decode(self, values: list[bytes | None]) -> tuple[list[pa.Array], dict[int, str]]:
+        return [binary_array(values)], {}
+
+
+def make_decoder(options: KafkaSource, schema: pa.Schema) -> Decoder:
+    fields = pa.schema([f for f in schema if f.name not in KAFKA_META_COLUMNS])
+    types = {name: kind.replace(" ", "") for name, kind in (options.schema_ or {}).items()}
+    kind: Callable[..., Decoder] = {"json": JsonDecoder, "csv": CsvDecoder, "raw": RawDecoder}[options.format]
+    return kind(fields, types)
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _first_line(text: str) -> str:
+    text = text.strip()
+    return text.splitlines()[0] if text else "cannot be parsed"
