@@ -108,6 +108,8 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "reason": reason,
     }
     run.write_json("summary.json", summary)
+    from accelsync import history
+    history.record(summary)
     return summary
 
 

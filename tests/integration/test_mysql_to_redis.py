@@ -157,6 +157,10 @@ def test_error_limit_exceeded_fails_and_publishes_nothing(spark, typed_table, ru
     assert summary["status"] == "failed"
     assert "error_limit" in summary["reason"] and "value column 'note' is NULL" in summary["reason"]
     assert not RunDir(spec.name, run_id).exists("published.json")
+    from accelsync import history
+    [row] = history.recent(spec.name)
+    assert (row["run_id"], row["status"], row["gate_passed"]) == (run_id, "failed", 0)
+    assert "error_limit" in row["reason"]
 
 
 def test_split_ranges_cover_every_row_once(spark, mysql, redis_client, run_id):
