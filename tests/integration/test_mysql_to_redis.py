@@ -301,3 +301,12 @@ def test_swap_serves_old_version_until_publish_then_removes_it(spark, typed_tabl
     leftover = [k for k in redis_client.keys("*") if not k.startswith(reader.prefix().encode())
                 and not k.startswith(b"accelsync:")]
     assert leftover == []  # the superseded and the failed versions are gone
+
+
+def test_timeout_stops_the_run_and_publishes_nothing(spark, typed_table, run_id):
+    spec = make_spec(timeout="1s", speed={"channels": 2, "records_per_second": 1})
+    summary = pipeline.run(spec, run_id)
+
+    assert summary["status"] == "failed"
+    assert summary["reason"].startswith("timeout:")
+    assert not RunDir(spec.name, run_id).exists("published.json")
