@@ -72,8 +72,11 @@ class SyncOperator(SpecOperator):
     def run_stage(self, spec: Spec, run_id: str) -> dict[str, Any]:
         from accelsync import pipeline
 
-        # The engine cancels its Spark jobs at the same deadline as Airflow's execution_timeout.
-        deadline = time.monotonic() + self.execution_timeout.total_seconds() if self.execution_timeout else None
+        # The engine cancels its Spark jobs just before Airflow's execution_timeout fires, so the
+        # task fails with accelsync's readable SyncTimeout (terminal: the run's budget is spent).
+        deadline = None
+        if self.execution_timeout:
+            deadline = time.monotonic() + 0.98 * self.execution_timeout.total_seconds()
         stats = pipeline.stage_sync(spec, run_id, deadline)
         self.log.info("read %s, written %s, dirty %s, filtered %s in %.1fs (%.0f rows/s, %s partitions)",
                       stats.read, stats.written, stats.dirty, stats.filtered, stats.seconds,
@@ -85,10 +88,10 @@ class SyncOperator(SpecOperator):
 
     def on_kill(self) -> None:
         """Stop this process's Spark jobs when Airflow kills the task (e.g. execution_timeout)."""
-        from accelsync import spark
+        from pyspark.sql import SparkSession
 
-        session = spark._SESSION
-        if session is not None and session.sparkContext._jsc is not None:
+        session = SparkSession.getActiveSession()
+        if session is not None:
             self.log.warning("cancelling the Spark jobs of this sync")
             session.sparkContext.cancelAllJobs()
 
