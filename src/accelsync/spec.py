@@ -468,7 +468,22 @@ def load_spec(path: str | Path) -> Spec:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise SpecError(path, [("", f"{where}not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    return parse_spec(data, path)
+    spec = parse_spec(data, path)
+    return _resolve_suite(spec, Path(path))
+
+
+def _resolve_suite(spec: Spec, spec_path: Path) -> Spec:
+    """A relative `quality.suite` names a file under the project: the current folder or the
+    nearest folder above the spec that holds it. Resolved once here, so every process (Airflow
+    worker, Spark driver) finds the same file whatever its working directory."""
+    suite = spec.quality.suite
+    if not suite or Path(suite).is_absolute():
+        return spec
+    for folder in [Path.cwd(), *spec_path.absolute().parents]:
+        if (folder / suite).is_file():
+            quality = spec.quality.model_copy(update={"suite": str(folder / suite)})
+            return spec.model_copy(update={"quality": quality})
+    return spec
 
 
 def parse_spec(data: Any, path: str = "<spec>") -> Spec:

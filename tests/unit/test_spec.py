@@ -124,3 +124,14 @@ def test_schema_covers_every_type():
     schema = json.dumps(json_schema())
     for name in ("mysql", "kafka", "logs", "redis", "hbase", "druid", "error_limit", "records_per_second"):
         assert f'"{name}"' in schema
+
+
+def test_relative_suite_resolves_from_the_spec_folder_upwards(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "expectations").mkdir(parents=True)
+    (project / "expectations" / "s.json").write_text("{}")
+    (project / "dags" / "syncs").mkdir(parents=True)
+    path = project / "dags" / "syncs" / "x.yaml"
+    path.write_text(GOOD + "quality: {suite: expectations/s.json}\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_spec(path).quality.suite == str(project / "expectations" / "s.json")
