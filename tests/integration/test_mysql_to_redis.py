@@ -310,3 +310,23 @@ def test_timeout_stops_the_run_and_publishes_nothing(spark, typed_table, run_id)
     assert summary["status"] == "failed"
     assert summary["reason"].startswith("timeout:")
     assert not RunDir(spec.name, run_id).exists("published.json")
+
+
+def test_spark_submit_entry_point_runs_the_same_sync(services, typed_table, redis_client, tmp_path):
+    import os
+    from pathlib import Path
+
+    spec = tmp_path / "submit.yaml"
+    spec.write_text("name: submit_sync\nsource: {type: mysql, connection: test_mysql, table: typed, split_pk: id}\n"
+                    "target: {type: redis, connection: test_redis, key: 'submit:{id}', value: {type: hash, fields: [name]}}\n"
+                    "speed: {channels: 2}\n")
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    job = Path(__file__).parents[2] / "jobs" / "sync_job.py"
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    result = subprocess.run([str(spark_submit), "--master", "local[2]", str(job), str(spec), "--json"],
+                            capture_output=True, text=True, timeout=600, env=env)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "published" and summary["written"] == 3
+    assert redis_client.hget("submit:2", "name") == "中文 Ελληνικά".encode()
