@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -41,12 +41,18 @@ class Connection:
         return f"{self.conn_type}://{self.host or ''}{':' + str(self.port) if self.port else ''}"
 
 
+# Connections the driver resolved and shipped to this Spark worker (see `for_spec`/`install`).
+_SHIPPED: dict[str, Connection] = {}
+
+
 def env_name(conn_id: str) -> str:
     return f"AIRFLOW_CONN_{conn_id.upper()}"
 
 
 def get_connection(conn_id: str) -> Connection:
-    """Resolve a connection id: `AIRFLOW_CONN_<ID>` first, then Airflow (inside a task)."""
+    """Resolve a connection id: as shipped by the driver, `AIRFLOW_CONN_<ID>`, then Airflow."""
+    if conn_id in _SHIPPED:
+        return _SHIPPED[conn_id]
     raw = os.environ.get(env_name(conn_id))
     if raw is not None:
         return parse_connection(conn_id, raw)
@@ -105,3 +111,21 @@ def _from_airflow(conn_id: str) -> Connection | None:
     extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
     return Connection(conn_id, conn.conn_type or "", conn.host, conn.port, conn.login,
                       conn.password, conn.schema, extra or {})
+
+
+def for_spec(spec) -> str:
+    """The spec's connections, resolved here on the driver, as JSON for Spark tasks.
+
+    Spark workers cannot reach Airflow's connections (no task context), and on a cluster they do
+    not share the driver's environment, so the driver resolves every connection and ships it in
+    a data source option whose name Spark redacts from plans and logs (it contains "secret").
+    """
+    ids = {part.connection for part in (spec.source, spec.target) if getattr(part, "connection", None)}
+    return json.dumps({conn_id: asdict(get_connection(conn_id)) for conn_id in sorted(ids)})
+
+
+def install(shipped: str | None) -> None:
+    """On a Spark worker: make the driver's resolved connections the ones `get_connection` sees."""
+    if shipped:
+        for conn_id, fields in json.loads(shipped).items():
+            _SHIPPED[conn_id] = Connection(**fields)

@@ -18,7 +18,8 @@ from accelsync.errors import DataError, SyncTimeout, TerminalError
 from accelsync.plan import Plan
 from accelsync.registry import sink_class, source_class
 from accelsync.runs import RunDir
-from accelsync.spark_io import SINK_FORMAT, SOURCE_FORMAT
+from accelsync.connections import for_spec
+from accelsync.spark_io import CONNECTIONS_OPTION, SINK_FORMAT, SOURCE_FORMAT
 from accelsync.spec import Spec
 
 
@@ -54,6 +55,7 @@ def source_frame(spark, spec: Spec, plan: Plan, run: RunDir):
     """The transformed DataFrame of this run's plan (lazy: nothing is read yet)."""
     frame = (spark.read.format(SOURCE_FORMAT)
              .option("spec", spec.model_dump_json(by_alias=True))
+             .option(CONNECTIONS_OPTION, for_spec(spec))
              .option("plan", plan.to_json())
              .option("run_dir", str(run.path))
              .load())
@@ -92,6 +94,7 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
     import json
     writer = (frame.write.format(SINK_FORMAT).mode("append")
               .option("spec", spec.model_dump_json(by_alias=True))
+              .option(CONNECTIONS_OPTION, for_spec(spec))
               .option("context", json.dumps(context))
               .option("run_dir", str(run.path))
               .option("channels", str(spec.speed.channels)))

@@ -20,10 +20,14 @@ from pyspark.sql.datasource import (DataSource, DataSourceArrowWriter, DataSourc
 SOURCE_FORMAT = "accelsync_source"
 SINK_FORMAT = "accelsync_sink"
 SNAPSHOT_FORMAT = "accelsync_snapshot"
+# Spark redacts option values whose key matches spark.redaction.regex ("secret" among others).
+CONNECTIONS_OPTION = "secret_connections"
 
 
 def _spec(options: dict[str, str]):
+    from accelsync.connections import install
     from accelsync.spec import Spec
+    install(options.get(CONNECTIONS_OPTION))
     return Spec.model_validate_json(options["spec"])
 
 

@@ -130,7 +130,7 @@ def stack() -> dict[str, ServiceStatus]:
 def test_up_is_idempotent(stack):
     pids_before = {s.name: s.our_pid() for s in devstack.services()}
     again = by_name(devstack.up())
-    assert set(again) == {"mysql", "redis", "kafka"}
+    assert {"mysql", "redis", "kafka"} <= set(again)
     for name, result in again.items():
         assert result.up, result
         assert "reused" in result.detail, result
@@ -156,7 +156,8 @@ def test_mysql_has_the_database_the_connection_names(stack):
 
 def test_status_reports_up_with_addresses(stack):
     results = by_name(devstack.status())
-    assert [r.address for r in results.values()] == ["127.0.0.1:3306", "127.0.0.1:6379", "127.0.0.1:9092"]
+    assert [results[name].address for name in ("mysql", "redis", "kafka")] == \
+        ["127.0.0.1:3306", "127.0.0.1:6379", "127.0.0.1:9092"]
     for result in results.values():
         assert result.up
         assert result.line().split()[:3] == [result.name, "up", result.address]
@@ -165,15 +166,15 @@ def test_status_reports_up_with_addresses(stack):
 def test_command_status_prints_and_exits_zero(stack, capsys):
     assert devstack.command("status") == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[:2] for line in lines] == [["mysql", "up"], ["redis", "up"], ["kafka", "up"]]
+    assert [line.split()[:2] for line in lines][:3] == [["mysql", "up"], ["redis", "up"], ["kafka", "up"]]
+    assert all(line.split()[1] == "up" for line in lines)
 
 
 # -- connections ---------------------------------------------------------------------------------
 
 def test_connection_env_parses_back():
     env = devstack.connection_env()
-    assert set(env) == {"AIRFLOW_CONN_MYSQL_DEFAULT", "AIRFLOW_CONN_REDIS_DEFAULT",
-                        "AIRFLOW_CONN_KAFKA_DEFAULT"}
+    assert {"AIRFLOW_CONN_MYSQL_DEFAULT", "AIRFLOW_CONN_REDIS_DEFAULT", "AIRFLOW_CONN_KAFKA_DEFAULT"} <= set(env)
     mysql = urlsplit(env["AIRFLOW_CONN_MYSQL_DEFAULT"])
     assert (mysql.scheme, mysql.username, mysql.password, mysql.hostname, mysql.port, mysql.path) == \
         ("mysql", "root", None, "127.0.0.1", 3306, "/accelsync")
@@ -281,5 +282,5 @@ def test_a_server_that_dies_fails_with_its_log(private_home, monkeypatch):
 
 
 def test_unknown_service_is_named():
-    with pytest.raises(DevstackError, match="unknown service hbase; known: mysql, redis, kafka"):
-        devstack.up(["hbase"])
+    with pytest.raises(DevstackError, match="unknown service nosuch; known: mysql, redis, kafka"):
+        devstack.up(["nosuch"])

@@ -256,23 +256,34 @@ def test_cli_run_json_and_exit_status(services, typed_table, redis_client, tmp_p
     assert "Total read records" in result.stderr
 
 
-def test_password_never_shows_in_errors_or_summary(services, typed_table, tmp_path):
+def test_password_never_shows_in_logs_errors_summary_or_history(services, typed_table, mysql, tmp_path):
+    import os
+    from pathlib import Path
+
     secret = "Sup3r-Secret-pw"
+    cursor = mysql.cursor()
+    cursor.execute("DROP USER IF EXISTS 'accelsync_pw'@'%'")
+    cursor.execute(f"CREATE USER 'accelsync_pw'@'%' IDENTIFIED BY '{secret}'")
+    cursor.execute("GRANT SELECT ON accelsync_test.* TO 'accelsync_pw'@'%'")
     spec = tmp_path / "secret.yaml"
-    spec.write_text("name: cli_secret\nsource: {type: mysql, connection: secret_mysql, table: typed}\n"
-                    "target: {type: redis, connection: test_redis, key: 'x:{id}'}\n")
-    env = dict(__import__("os").environ,
-               AIRFLOW_CONN_SECRET_MYSQL=f"mysql://nobody:{secret}@127.0.0.1:3306/accelsync_test")
-    result = subprocess.run([sys.executable, "-m", "accelsync.cli", "run", str(spec), "--json"],
-                            capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 1
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    spec.write_text("name: cli_secret\nsource: {type: mysql, connection: secret_mysql, table: typed, split_pk: id}\n"
+                    "target: {type: redis, connection: test_redis, key: 'secret:{id}', value: {type: hash, fields: [name]}}\n"
+                    "speed: {channels: 2}\n")
+    outputs = []
+    for password, status in ((secret, 0), (secret + "-wrong", 1)):
+        env = dict(os.environ, ACCELSYNC_HOME=str(tmp_path / "home"),
+                   AIRFLOW_CONN_SECRET_MYSQL=f"mysql://accelsync_pw:{password}@127.0.0.1:3306/accelsync_test")
+        result = subprocess.run([sys.executable, "-m", "accelsync.cli", "run", str(spec), "--json"],
+                                capture_output=True, text=True, timeout=300, env=env)
+        assert result.returncode == status, result.stderr[-2000:]
+        outputs += [result.stdout, result.stderr]
+    summary = json.loads(outputs[-2].strip().splitlines()[-1])
     assert "Access denied" in summary["reason"]
-    assert secret not in result.stdout and secret not in result.stderr
-    run_dir = summary["run_dir"]
-    for path in __import__("pathlib").Path(run_dir).rglob("*"):
+    assert not any(secret in text for text in outputs)
+    for path in (tmp_path / "home").rglob("*"):
         if path.is_file():
-            assert secret not in path.read_text(errors="replace"), path
+            assert secret.encode() not in path.read_bytes(), path
+    cursor.execute("DROP USER 'accelsync_pw'@'%'")
 
 
 def test_swap_serves_old_version_until_publish_then_removes_it(spark, typed_table, mysql, redis_client, run_id):

@@ -69,12 +69,16 @@ def _suite(frame, spec: Spec, run: RunDir) -> tuple[list[dict[str, Any]], str | 
 
 def _reconcile(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, Any]:
     spec_json = spec.model_dump_json(by_alias=True)
+    from accelsync.connections import for_spec
+    shipped = for_spec(spec)
 
     def count(batches):
         import pyarrow as pa
 
+        from accelsync.connections import install
         from accelsync.registry import sink_class
         from accelsync.spec import Spec
+        install(shipped)
         own = sink_class(spec.target.type)(Spec.model_validate_json(spec_json))
         total = 0
         for batch in batches:
