@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-TEST_DATABASE = "accelsync_test"
+# One database per test session, so two sessions on one machine do not drop each other's tables.
+TEST_DATABASE = f"accelsync_test_{os.getpid()}"
 TEST_REDIS_DB = 14
 
 
@@ -54,7 +55,14 @@ def mysql(services):
     cursor.execute(f"CREATE DATABASE {TEST_DATABASE} DEFAULT CHARSET utf8mb4")
     cursor.execute(f"USE {TEST_DATABASE}")
     yield db
+    db.cursor().execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE}")
     db.close()
+
+
+@pytest.fixture()
+def test_database() -> str:
+    """The name of the per-session MySQL test database (connection id `test_mysql`)."""
+    return TEST_DATABASE
 
 
 @pytest.fixture()

@@ -53,7 +53,11 @@ def load_plan(run: RunDir) -> Plan:
 
 def source_frame(spark, spec: Spec, plan: Plan, run: RunDir):
     """The transformed DataFrame of this run's plan (lazy: nothing is read yet)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    # Giving the schema spares Spark a Python planner process to ask the data source for it.
     frame = (spark.read.format(SOURCE_FORMAT)
+             .schema(from_arrow_schema(plan.schema, prefer_timestamp_ntz=True))
              .option("spec", spec.model_dump_json(by_alias=True))
              .option(CONNECTIONS_OPTION, for_spec(spec))
              .option("plan", plan.to_json())

@@ -158,7 +158,7 @@ def test_error_limit_exceeded_fails_and_publishes_nothing(spark, typed_table, ru
     assert "error_limit" in summary["reason"] and "value column 'note' is NULL" in summary["reason"]
     assert not RunDir(spec.name, run_id).exists("published.json")
     from accelsync import history
-    [row] = history.recent(spec.name)
+    [row] = [r for r in history.recent(spec.name) if r["run_id"] == run_id]
     assert (row["run_id"], row["status"], row["gate_passed"]) == (run_id, "failed", 0)
     assert "error_limit" in row["reason"]
 
@@ -256,7 +256,8 @@ def test_cli_run_json_and_exit_status(services, typed_table, redis_client, tmp_p
     assert "Total read records" in result.stderr
 
 
-def test_password_never_shows_in_logs_errors_summary_or_history(services, typed_table, mysql, tmp_path):
+def test_password_never_shows_in_logs_errors_summary_or_history(services, typed_table, mysql, test_database,
+                                                                 tmp_path):
     import os
     from pathlib import Path
 
@@ -264,7 +265,7 @@ def test_password_never_shows_in_logs_errors_summary_or_history(services, typed_
     cursor = mysql.cursor()
     cursor.execute("DROP USER IF EXISTS 'accelsync_pw'@'%'")
     cursor.execute(f"CREATE USER 'accelsync_pw'@'%' IDENTIFIED BY '{secret}'")
-    cursor.execute("GRANT SELECT ON accelsync_test.* TO 'accelsync_pw'@'%'")
+    cursor.execute(f"GRANT SELECT ON {test_database}.* TO 'accelsync_pw'@'%'")
     spec = tmp_path / "secret.yaml"
     spec.write_text("name: cli_secret\nsource: {type: mysql, connection: secret_mysql, table: typed, split_pk: id}\n"
                     "target: {type: redis, connection: test_redis, key: 'secret:{id}', value: {type: hash, fields: [name]}}\n"
@@ -272,7 +273,7 @@ def test_password_never_shows_in_logs_errors_summary_or_history(services, typed_
     outputs = []
     for password, status in ((secret, 0), (secret + "-wrong", 1)):
         env = dict(os.environ, ACCELSYNC_HOME=str(tmp_path / "home"),
-                   AIRFLOW_CONN_SECRET_MYSQL=f"mysql://accelsync_pw:{password}@127.0.0.1:3306/accelsync_test")
+                   AIRFLOW_CONN_SECRET_MYSQL=f"mysql://accelsync_pw:{password}@127.0.0.1:3306/{test_database}")
         result = subprocess.run([sys.executable, "-m", "accelsync.cli", "run", str(spec), "--json"],
                                 capture_output=True, text=True, timeout=300, env=env)
         assert result.returncode == status, result.stderr[-2000:]
@@ -292,7 +293,8 @@ def test_swap_serves_old_version_until_publish_then_removes_it(spark, typed_tabl
     spec = make_spec(target={"type": "redis", "connection": "test_redis", "key": "user:{id}",
                              "value": {"type": "hash", "fields": ["name"]}, "mode": "swap"})
     reader = RedisSwapReader(redis_client, spec.name)
-    assert pipeline.run(spec, run_id)["status"] == "published"
+    summary = pipeline.run(spec, run_id)
+    assert summary["status"] == "published", summary["reason"]
     assert reader.hgetall("user:1") == {b"name": "héllo wörld 😀".encode()}
     first = reader.prefix()
 
