@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import math
+import operator
 import re
 import time
 import uuid
@@ -67,15 +68,17 @@ _TERMINAL_CODES = {
     KafkaError._AUTHENTICATION, KafkaError.INVALID_GROUP_ID, KafkaError._INVALID_ARG,
     KafkaError.TOPIC_EXCEPTION,
 }
+_SECOND = operator.itemgetter(1)
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _SIMPLE_TYPES = {
     "string": pa.string(), "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
     "double": pa.float64(), "boolean": pa.bool_(), "timestamp": pa.timestamp("us"),
     "date": pa.date32(), "binary": pa.binary(),
 }
-META_SCHEMA = pa.schema([("_key", pa.binary()), ("_partition", pa.int32()), ("_offset", pa.int64()),
-                         ("_timestamp", pa.timestamp("ms"))])
-assert tuple(META_SCHEMA.names) == KAFKA_META_COLUMNS
+# _timestamp holds the message's millisecond timestamp as microseconds: Spark reads no other unit.
+_META_TYPES = {"_key": pa.binary(), "_partition": pa.int32(), "_offset": pa.int64(),
+               "_timestamp": pa.timestamp("us")}
+META_SCHEMA = pa.schema([(name, _META_TYPES[name]) for name in KAFKA_META_COLUMNS])
 
 
 def arrow_type(kind: str) -> pa.DataType:
@@ -126,27 +129,15 @@ class KafkaSourceReader(Source):
             consumer.close()
         starts, notes = {}, []
         for p in partitions:
-            low, end = watermarks[p][0], ends[p]
-            position = committed.get(p)
-            if position is None:
-                starts[p] = low if self.options.start == "earliest" else end
-            elif position < low:
-                notes.append(f"partition {p}: offsets {position}..{low - 1} were deleted by retention "
-                             f"before they were read")
-                starts[p] = low
-            elif position > end:
-                notes.append(f"partition {p}: committed offset {position} is past the end of the log "
-                             f"({end}); the topic was recreated or truncated; starting from {self.options.start}")
-                starts[p] = low if self.options.start == "earliest" else end
-            else:
-                starts[p] = position
-        for note in notes:
-            log.warning("kafka topic %s, group %s: %s", topic, group, note)
+            starts[p], note = self._start(p, committed.get(p), watermarks[p][0], ends[p])
+            if note:
+                notes.append(note)
+                log.warning("kafka topic %s, group %s: %s", topic, group, note)
         ranges = split_ranges({p: (starts[p], ends[p]) for p in partitions}, channels)
         total = sum(r["end"] - r["start"] for r in ranges)
         state = {"topic": topic, "group": group,
                  "start_offsets": {str(p): starts[p] for p in partitions},
-                 "end_offsets": {str(p): max(starts[p], ends[p]) for p in partitions},
+                 "end_offsets": {str(p): ends[p] for p in partitions},  # _start keeps starts <= ends
                  "messages": total}
         if notes:
             state["notes"] = notes
@@ -154,6 +145,21 @@ class KafkaSourceReader(Source):
         how = (f"{len(ranges)} offset ranges over {busy} of {len(partitions)} partitions of {topic}, "
                f"{total} messages" if ranges else f"nothing new in {topic} for group {group}")
         return Plan(schema, ranges, state, how)
+
+    def _start(self, partition: int, committed: int | None, low: int, end: int) -> tuple[int, str | None]:
+        """Where this run starts reading a partition, and a note when that is not where the
+        group left off (Kafka's auto.offset.reset, made visible in the plan)."""
+        reset = low if self.options.start == "earliest" else end
+        if committed is None:
+            return reset, None
+        if committed < low:
+            return low, (f"partition {partition}: offsets {committed}..{low - 1} were deleted by "
+                         f"retention before they were read")
+        if committed > end:
+            return reset, (f"partition {partition}: committed offset {committed} is past the end of the "
+                           f"log ({end}): the topic was recreated or truncated; starting from "
+                           f"{self.options.start}")
+        return committed, None
 
     # ------------------------------------------------------------------ executor: read
 
@@ -163,11 +169,10 @@ class KafkaSourceReader(Source):
         decoder = make_decoder(self.options, plan.schema)
         client = _Client(get_connection(self.options.connection))
         consumer = client.consumer({
-            **_READ_DEFAULTS,
             "group.id": f"accelsync.reader.{uuid.uuid4().hex}",  # throwaway: tasks never commit
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "enable.partition.eof": True, "auto.offset.reset": "error",
-        }, defaults_first=True)
+        }, defaults=_READ_DEFAULTS)
         try:
             consumer.assign([TopicPartition(topic, number, start)])
             for messages in client.consume_range(consumer, topic, number, start, end):
@@ -236,16 +241,10 @@ class _Client:
             text = text.replace(secret, "***")
         return self.conn.redact(text)
 
-    def consumer(self, settings: dict[str, Any], defaults_first: bool = False) -> Consumer:
-        """A Consumer with every `extra` key; `settings` win, except defaults the extra may tune."""
-        if defaults_first:
-            tunable = {k: v for k, v in settings.items() if k in _READ_DEFAULTS}
-            fixed = {k: v for k, v in settings.items() if k not in _READ_DEFAULTS}
-            config = {**tunable, **self.extra, **fixed}
-        else:
-            config = {**self.extra, **settings}
-        config.setdefault("socket.connection.setup.timeout.ms", 10_000)
-        config["logger"] = log
+    def consumer(self, settings: dict[str, Any], defaults: dict[str, Any] | None = None) -> Consumer:
+        """A Consumer with every `extra` key: over `defaults`, under `settings`."""
+        config = {"socket.connection.setup.timeout.ms": 10_000, **(defaults or {}), **self.extra,
+                  **settings, "logger": log}
         try:
             return Consumer(config)
         except (KafkaException, ValueError, TypeError) as exc:
@@ -348,14 +347,15 @@ class _Client:
                                          f"{STALL_TIMEOUT:.0f}s at offset {position} (range ends at {end})")
                 continue
             idle_since = time.monotonic()
-            if any(m.error() is not None for m in messages):
+            at_end = False  # the log ends at or past `end`: offsets left are gaps
+            if any(map(Message.error, messages)):  # (KafkaError == None raises: test truth, not equality)
                 for message in messages:
                     err = message.error()
                     if err is None:
                         continue
                     if err.code() == KafkaError._PARTITION_EOF:
-                        if message.offset() >= end:  # gaps (compaction, transaction markers) at the end
-                            position = end
+                        # Gaps (compaction, transaction markers) may end the range: no message at end - 1.
+                        at_end = at_end or message.offset() >= end
                     elif err.code() == KafkaError._AUTO_OFFSET_RESET:
                         raise TransientError(f"Kafka topic {topic} partition {partition}: offset {position} "
                                              f"is no longer on the broker (deleted by retention after "
@@ -363,13 +363,13 @@ class _Client:
                     else:
                         raise self.error(err, f"reading partition {partition}")
                 messages = [m for m in messages if m.error() is None]
-                if not messages:
-                    continue
-            if messages[-1].offset() >= end:
+            if messages and messages[-1].offset() >= end:
                 messages = [m for m in messages if m.offset() < end]
-                position = end
-            elif messages:
+                at_end = True
+            if messages:
                 position = messages[-1].offset() + 1
+            if at_end:
+                position = end
             if messages:
                 yield messages
 
@@ -395,14 +395,19 @@ def _text(err: Any) -> str:
 def to_batch(messages: list[Message], partition: int, decoder: "Decoder", schema: pa.Schema, topic: str,
              dirty: DirtyLog) -> pa.RecordBatch:
     """One Arrow batch of parsed values plus meta columns; unparseable messages go to `dirty`."""
+    # map() over the C methods: the per-message Python cost is what bounds a Kafka read.
     n = len(messages)
-    values = [m.value() for m in messages]
-    keys = [m.key() for m in messages]
-    offsets = np.fromiter((m.offset() for m in messages), dtype=np.int64, count=n)
-    stamps = np.fromiter((m.timestamp()[1] for m in messages), dtype=np.int64, count=n)
+    values = list(map(Message.value, messages))
+    keys = list(map(Message.key, messages))
+    first, last = messages[0].offset(), messages[-1].offset()
+    if last - first == n - 1:  # offsets only grow, so no gap: no need to ask each message
+        offsets = np.arange(first, last + 1, dtype=np.int64)
+    else:
+        offsets = np.fromiter(map(Message.offset, messages), dtype=np.int64, count=n)
+    stamps = np.fromiter(map(_SECOND, map(Message.timestamp, messages)), dtype=np.int64, count=n)
     columns, bad = decoder.decode(values)
     meta = [binary_array(keys), pa.array(np.full(n, partition, dtype=np.int32)), pa.array(offsets),
-            pa.array(stamps, pa.timestamp("ms"), mask=stamps < 0)]
+            pa.array(stamps * 1000, pa.timestamp("us"), mask=stamps < 0)]
     if bad:
         for index in sorted(bad):
             dirty.add({"topic": topic, "partition": partition, "offset": int(offsets[index])}, bad[index],
@@ -462,7 +467,7 @@ class Decoder:
         if not tables:
             return [pa.array([], f.type) for f in self.schema], bad
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        return [table.column(f.name).combine_chunks() for f in self.schema], bad
+        return [_one_chunk(table.column(f.name)) for f in self.schema], bad
 
     def _bisect(self, values, low, high, index, tables, bad) -> None:
         if low >= high:
@@ -529,8 +534,8 @@ class JsonDecoder(Decoder):
         parse_schema = pa.schema([pa.field(f.name, pa.string()) if f.name in self.dates else f for f in schema])
         self.options = pa_json.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="ignore")
 
-    def has_blank(self, values: list[bytes | None]) -> bool:
-        return any(v is not None and not v.strip() for v in values)
+    def has_blank(self, values: list[bytes]) -> bool:
+        return not all(map(bytes.strip, values))
 
     def parse(self, values: list[bytes]) -> pa.Table:
         data = b"\n".join(values)
@@ -591,9 +596,11 @@ class CsvDecoder(Decoder):
                                convert_options=self.convert)
 
     def reason(self, value: bytes, exc: Exception) -> str:
+        if not value.strip():
+            return "empty message"
         text = _first_line(str(exc))
         column = re.search(r"CSV column #(\d+)", text)
-        shown = re.search(r"invalid value ('.*')", text)
+        shown = re.search(r"('.*')", text)
         if column and shown and int(column.group(1)) < len(self.schema):
             return self.cannot_cast(self.schema.names[int(column.group(1))], shown.group(1))
         expected = re.search(r"Expected (\d+) columns, got (\d+)", text)
@@ -614,6 +621,10 @@ def make_decoder(options: KafkaSource, schema: pa.Schema) -> Decoder:
     types = {name: kind.replace(" ", "") for name, kind in (options.schema_ or {}).items()}
     kind: Callable[..., Decoder] = {"json": JsonDecoder, "csv": CsvDecoder, "raw": RawDecoder}[options.format]
     return kind(fields, types)
+
+
+def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()  # no copy if one
 
 
 def _show(value: Any) -> str:

@@ -1,0 +1,319 @@
+"""Kafka -> Redis on the real local broker (Tansu) and Redis: a topic read as a bounded batch.
+
+Every test uses its own topic and consumer group. Offsets are read back from the broker with
+`Consumer.committed`, so "nothing committed" and "committed to the planned end" are checked
+where they matter, not in accelsync's own files.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from accelsync import pipeline
+from accelsync.dirty import read_dirty
+from accelsync.errors import GateFailed, TerminalError, TransientError
+from accelsync.runs import RunDir
+from accelsync.spec import parse_spec
+
+pytestmark = pytest.mark.integration
+
+SERVERS = "127.0.0.1:9092"
+NOT_COMMITTED = -1001
+SCHEMA = {"order_id": "long", "user_id": "int", "amount": "decimal(10,2)", "status": "string",
+          "paid": "boolean", "score": "double", "created": "timestamp", "day": "date"}
+FIELDS = ["user_id", "amount", "status", "paid", "score", "created", "day", "_key", "_partition", "_offset",
+          "_timestamp"]
+STAMP_MS = 1_709_287_200_000  # 2024-03-01 10:00:00 UTC
+
+
+@pytest.fixture()
+def topic(services):
+    """A fresh topic with 3 partitions; deleted afterwards."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    name = "accelsync_test_" + uuid.uuid4().hex[:10]
+    admin = AdminClient({"bootstrap.servers": SERVERS})
+    for future in admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)]).values():
+        future.result(timeout=30)
+    yield name
+    for future in admin.delete_topics([name]).values():
+        try:
+            future.result(timeout=30)
+        except Exception:  # the broker may not support deletes: a unique name is enough
+            pass
+
+
+def produce(topic: str, messages: list[tuple[int, bytes | None, bytes | None]]) -> None:
+    """Produce (partition, key, value) messages, batched the way real producers batch them."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": SERVERS, "linger.ms": 20})
+    for partition, key, value in messages:
+        producer.produce(topic, key=key, value=value, partition=partition, timestamp=STAMP_MS)
+    assert producer.flush(30) == 0
+
+
+def order(i: int) -> dict:
+    """Order i as its producer writes it: some fields missing, JSON numbers and strings for decimals."""
+    document = {"order_id": 1000 + i, "user_id": i % 7, "status": ["payé", "配送中", "new"][i % 3],
+                "paid": i % 2 == 0, "score": i / 4, "created": f"2024-03-01T10:00:{i % 60:02d}",
+                "day": f"2024-03-{1 + i % 28:02d}"}
+    document["amount"] = f"{i}.{i % 100:02d}" if i % 2 else i + 0.5  # text or number, both exact
+    if i % 5 == 4:
+        del document["status"]  # absent -> NULL -> no field in the hash
+    return document
+
+
+def expected_hash(i: int, partition: int, offset: int) -> dict[bytes, bytes]:
+    """What Redis holds for order i, written independently of the sink's encoder."""
+    document = order(i)
+    amount = Decimal(str(document["amount"])).quantize(Decimal("0.01"))
+    fields = {"user_id": str(i % 7), "amount": str(amount), "paid": "true" if i % 2 == 0 else "false",
+              "score": repr(i / 4), "created": f"2024-03-01 10:00:{i % 60:02d}", "day": document["day"],
+              "_key": f"key-{i}", "_partition": str(partition), "_offset": str(offset),
+              "_timestamp": "2024-03-01 10:00:00"}
+    if "status" in document:
+        fields["status"] = document["status"]
+    return {k.encode(): v.encode() for k, v in fields.items()}
+
+
+def key_prefix(topic: str) -> str:
+    """Keys of one test's topic only: other test sessions may share the Redis database."""
+    return "order_" + topic.rsplit("_", 1)[-1]
+
+
+def make_spec(topic: str, **overrides):
+    spec = {
+        "name": "test_kafka_" + topic.rsplit("_", 1)[-1],
+        "source": {"type": "kafka", "connection": "kafka_default", "topic": topic, "schema": SCHEMA},
+        "target": {"type": "redis", "connection": "test_redis", "key": key_prefix(topic) + ":{order_id}",
+                   "value": {"type": "hash", "fields": FIELDS}},
+        "speed": {"channels": 2},
+    }
+    spec.update(overrides)
+    return parse_spec(spec)
+
+
+def committed(spec, topic: str) -> dict[int, int]:
+    """The group's committed offsets, read back from the broker."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": SERVERS, "group.id": spec.kafka_group,
+                         "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(3)], timeout=30)
+        return {tp.partition: tp.offset for tp in offsets}
+    finally:
+        consumer.close()
+
+
+def planned_ends(spec, run_id: str) -> dict[int, int]:
+    state = RunDir(spec.name, run_id).read_json("plan.json")["summary"]["state"]
+    return {int(p): o for p, o in state["end_offsets"].items()}
+
+
+def assert_stored(redis_client, topic: str, placed: dict[int, tuple[int, int]]) -> None:
+    """Redis holds exactly these orders: {i: (partition, offset)}."""
+    prefix = key_prefix(topic)
+    assert sorted(redis_client.keys(prefix + ":*")) == sorted(f"{prefix}:{1000 + i}".encode() for i in placed)
+    for i, (partition, offset) in placed.items():
+        stored = redis_client.hgetall(f"{prefix}:{1000 + i}")
+        expected = expected_hash(i, partition, offset)
+        assert float(stored.pop(b"score")) == float(expected.pop(b"score")), i
+        assert stored == expected, i
+
+
+def test_bounded_batch_commits_planned_ends_and_later_messages_wait(spark, topic, redis_client, run_id):
+    # Partitions 0 and 1 get orders, partition 2 stays empty.
+    first = {i: (i % 2, i // 2) for i in range(40)}
+    produce(topic, [(p, f"key-{i}".encode(), json.dumps(order(i)).encode()) for i, (p, _) in first.items()])
+    spec = make_spec(topic)
+
+    pipeline.stage_sync(spec, run_id)
+    # Produced after plan: not part of this run, whatever the run reads later.
+    later = {40: (2, 0), 41: (2, 1), 42: (0, 20)}
+    produce(topic, [(p, f"key-{i}".encode(), json.dumps(order(i)).encode()) for i, (p, _) in later.items()])
+    assert committed(spec, topic) == {0: NOT_COMMITTED, 1: NOT_COMMITTED, 2: NOT_COMMITTED}
+    pipeline.stage_gate(spec, run_id)
+    published = pipeline.stage_publish(spec, run_id)
+
+    ends = planned_ends(spec, run_id)
+    assert ends == {0: 20, 1: 20, 2: 0}
+    assert committed(spec, topic) == ends
+    assert published["source"] == {"committed": {"0": 20, "1": 20, "2": 0}}
+    stats = json.loads(RunDir(spec.name, run_id).file("sync.json").read_text())
+    assert (stats["read"], stats["written"], stats["dirty"]) == (40, 40, 0)
+    assert_stored(redis_client, topic, first)
+
+    summary = pipeline.run(spec, run_id + "b")
+    assert summary["status"] == "published", summary["reason"]
+    assert (summary["read"], summary["written"]) == (3, 3)
+    assert committed(spec, topic) == {0: 21, 1: 20, 2: 2}
+    assert_stored(redis_client, topic, {**first, **later})
+
+    summary = pipeline.run(spec, run_id + "c")
+    assert summary["status"] == "published", summary["reason"]
+    assert (summary["read"], summary["written"], summary["dirty"]) == (0, 0, 0)
+    assert committed(spec, topic) == {0: 21, 1: 20, 2: 2}
+
+
+def test_failed_gate_commits_nothing_and_rerun_reads_the_same_messages(spark, topic, redis_client, run_id):
+    placed = {i: (i % 3, i // 3) for i in range(30)}
+    produce(topic, [(p, f"key-{i}".encode(), json.dumps(order(i)).encode()) for i, (p, _) in placed.items()])
+    spec = make_spec(topic)
+    pipeline.stage_sync(spec, run_id)
+    redis_client.delete(key_prefix(topic) + ":1004")
+
+    with pytest.raises(GateFailed, match="reconcile: target has 29 of 30 expected rows"):
+        pipeline.stage_gate(spec, run_id)
+    with pytest.raises(TerminalError, match="no passing gate"):
+        pipeline.stage_publish(spec, run_id)
+    assert committed(spec, topic) == {0: NOT_COMMITTED, 1: NOT_COMMITTED, 2: NOT_COMMITTED}
+
+    summary = pipeline.run(spec, run_id + "b")
+    assert summary["status"] == "published", summary["reason"]
+    assert (summary["read"], summary["written"]) == (30, 30)
+    assert committed(spec, topic) == planned_ends(spec, run_id + "b") == {0: 10, 1: 10, 2: 10}
+    assert_stored(redis_client, topic, placed)
+
+
+def test_malformed_messages_are_dirty_with_their_offsets(spark, topic, redis_client, run_id):
+    bad = {  # offset in partition 1 -> (value, reason)
+        3: (b'{"order_id": 1003, "amount": ', "not valid JSON: Expecting value at column 30"),
+        5: (json.dumps({"order_id": 1005, "amount": "abc"}).encode(),
+            "field amount: cannot cast 'abc' to decimal(10,2)"),
+        6: (json.dumps({"order_id": "1006"}).encode(), "field order_id: cannot cast '1006' to long"),
+        8: (json.dumps({"order_id": 1008, "day": "2024-02-30"}).encode(),
+            "field day: cannot cast '2024-02-30' to date"),
+        9: (None, "message has no value (a tombstone)"),
+        10: (b"[1008]", "not a JSON object but list"),
+    }
+    values = [bad[o][0] if o in bad else json.dumps(order(o)).encode() for o in range(14)]
+    produce(topic, [(1, f"key-{o}".encode(), value) for o, value in enumerate(values)])
+
+    # Over the error limit: the run fails, nothing is published and no offset moves.
+    strict = make_spec(topic)
+    summary = pipeline.run(strict, run_id)
+    assert summary["status"] == "failed"
+    assert "6 dirty records of 14 read" in summary["reason"] and "error_limit" in summary["reason"]
+    assert not RunDir(strict.name, run_id).exists("published.json")
+    assert committed(strict, topic) == {0: NOT_COMMITTED, 1: NOT_COMMITTED, 2: NOT_COMMITTED}
+    assert len(redis_client.keys(key_prefix(topic) + ":*")) == 8  # upserted in place; not committed, so read again next run
+
+    # Within the limit: the same messages are read again, the good ones land, the bad are dirty.
+    lenient = make_spec(topic, error_limit={"records": 6})
+    summary = pipeline.run(lenient, run_id + "b")
+    assert summary["status"] == "published", summary["reason"]
+    assert (summary["read"], summary["written"], summary["dirty"]) == (14, 8, 6)
+    assert summary["read"] == summary["written"] + summary["dirty"]
+    assert_stored(redis_client, topic, {o: (1, o) for o in range(14) if o not in bad})
+    entries = read_dirty(RunDir(lenient.name, run_id + "b").path / "dirty")
+    found = {e["location"]["offset"]: e for e in entries}
+    assert sorted(found) == sorted(bad)
+    for offset, (value, reason) in bad.items():
+        entry = found[offset]
+        assert entry["location"] == {"topic": topic, "partition": 1, "offset": offset}
+        assert entry["reason"] == reason
+        assert entry["record"]["key"] == f"key-{offset}"
+        assert entry["record"]["value"] == (value.decode() if value is not None else None)
+    assert committed(lenient, topic) == {0: 0, 1: 14, 2: 0}
+
+
+def test_unknown_topic_is_terminal_and_names_it(services):
+    from accelsync.sources.kafka import KafkaSourceReader
+
+    spec = make_spec("accelsync_missing_" + uuid.uuid4().hex[:8])
+    with pytest.raises(TerminalError, match=f"topic '{spec.source.topic}' does not exist"):
+        KafkaSourceReader(spec).plan(2)
+
+
+def test_broker_down_is_transient_and_hides_the_password(services, monkeypatch):
+    from accelsync.sources import kafka
+
+    secret = "Kafka-S3cret-pw"
+    monkeypatch.setenv("AIRFLOW_CONN_DOWN_KAFKA", json.dumps({"conn_type": "kafka", "extra": {
+        "bootstrap.servers": "127.0.0.1:1", "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+        "sasl.username": "svc", "sasl.password": secret}}))
+    monkeypatch.setattr(kafka, "METADATA_TIMEOUT", 2.0)
+    spec = make_spec("orders", source={"type": "kafka", "connection": "down_kafka", "topic": "orders",
+                                       "schema": SCHEMA})
+    with pytest.raises(TransientError, match="Kafka at 127.0.0.1:1") as failure:
+        kafka.KafkaSourceReader(spec).plan(2)
+    assert secret not in str(failure.value)
+
+
+def test_ranges_share_the_work_between_channels():
+    from accelsync.sources.kafka import MIN_RANGE_MESSAGES, split_ranges
+
+    ranges = split_ranges({0: (0, 60_000), 1: (5, 5), 2: (100, 40_100)}, channels=4)
+    assert [(r["partition"], r["start"], r["end"]) for r in ranges] == [
+        (0, 0, 25_000), (0, 25_000, 50_000), (0, 50_000, 60_000), (2, 100, 25_100), (2, 25_100, 40_100)]
+    small = split_ranges({0: (0, 15_000)}, channels=8)
+    assert [(r["start"], r["end"]) for r in small] == [(0, MIN_RANGE_MESSAGES), (MIN_RANGE_MESSAGES, 15_000)]
+    assert split_ranges({0: (7, 7)}, channels=2) == []
+
+
+@pytest.mark.parametrize("script, offsets", [
+    # messages past the planned end (produced after plan) are left for the next run
+    ([[5, 6], [7, 8, 9]], [[5, 6], [7]]),
+    # a gap at the end (compaction, a transaction marker at 7): the EOF event ends the range
+    ([[5, 6, "eof 8"]], [[5, 6]]),
+    ([[5], [6], [], ["eof 8"]], [[5], [6]]),
+    # an EOF before the end is only a pause: more messages follow
+    ([[5, "eof 6"], [], [6, 7]], [[5], [6, 7]]),
+])
+def test_range_ends_at_the_planned_offset_whatever_the_log_does(script, offsets):
+    from confluent_kafka import KafkaError, Message
+
+    from accelsync.connections import Connection
+    from accelsync.sources.kafka import _Client
+
+    def message(item):
+        if isinstance(item, str):
+            return Message(topic="t", partition=0, offset=int(item.split()[1]),
+                           error=KafkaError(KafkaError._PARTITION_EOF))
+        return Message(topic="t", partition=0, offset=item, value=b"{}", timestamp=(1, STAMP_MS))
+
+    class ScriptedConsumer:
+        def __init__(self):
+            self.replies = [[message(item) for item in reply] for reply in script]
+
+        def consume(self, num_messages, timeout):
+            assert self.replies, "the range loop asked for more after its end"
+            return self.replies.pop(0)
+
+    client = _Client(Connection("k", "kafka", extra={"bootstrap.servers": SERVERS}))
+    got = client.consume_range(ScriptedConsumer(), "t", 0, start=5, end=8)
+    assert [[m.offset() for m in chunk] for chunk in got] == offsets
+
+
+@pytest.mark.parametrize("kind, schema, values, rows, reasons", [
+    ("csv", {"id": "long", "amount": "decimal(10,2)", "name": "string"},
+     [b"1,12.5,caf\xc3\xa9\n", b"2,abc,x", b"3,1.00", b'4,2.00,"two\nlines"', b"5,,", b""],
+     [[1, 4, 5], [Decimal("12.50"), Decimal("2.00"), None], ["café", "two\nlines", ""]],
+     {1: "field amount: cannot cast 'abc' to decimal(10,2)", 2: "CSV record has 2 fields; the schema has 3",
+      5: "empty message"}),
+    ("json", {"id": "long", "at": "timestamp", "ok": "boolean"},
+     [b'{\n  "id": 1,\n  "ok": true\n}', b"   ", b'{"id": 2} {"id": 3}', b'{"id": 4, "at": "yesterday"}',
+      b'{"id": 5, "at": "2024-01-02T03:04:05.5", "ok": "yes"}', b'{"id": 6, "at": "2024-01-02 03:04:05"}'],
+     [[1, 6], [None, __import__("datetime").datetime(2024, 1, 2, 3, 4, 5)], [True, None]],
+     {1: "empty message", 2: "message holds 2 records, not one",
+      3: "field at: cannot cast 'yesterday' to timestamp", 4: "field ok: cannot cast 'yes' to boolean"}),
+    ("raw", None, [b"\x00\xff", None, b""], [[b"\x00\xff", None, b""]], {}),
+])
+def test_decoders_parse_whole_batches_and_explain_bad_messages(kind, schema, values, rows, reasons):
+    import pyarrow as pa
+
+    from accelsync.sources.kafka import META_SCHEMA, make_decoder, value_schema
+
+    source = {"type": "kafka", "topic": "t", "format": kind, **({"schema": schema} if schema else {})}
+    spec = parse_spec({"name": "decode", "source": source,
+                       "target": {"type": "redis", "key": "k:{_offset}"}})
+    decoder = make_decoder(spec.source, pa.schema(list(value_schema(spec.source)) + list(META_SCHEMA)))
+    columns, bad = decoder.decode(values)
+    assert [c.to_pylist() for c in columns] == rows
+    assert bad == reasons
