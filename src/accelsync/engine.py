@@ -6,6 +6,7 @@ dropped). The error limit is checked on them before anything can be gated or pub
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -19,7 +20,7 @@ from accelsync.plan import Plan
 from accelsync.registry import sink_class, source_class
 from accelsync.runs import RunDir
 from accelsync.connections import for_spec
-from accelsync.spark_io import CONNECTIONS_OPTION, SINK_FORMAT, SOURCE_FORMAT
+from accelsync.spark_io import CONNECTIONS_OPTION, SINK_FORMAT, SOURCE_FORMAT, sync_partitions
 from accelsync.spec import Spec
 
 
@@ -94,17 +95,15 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
     context = sink.prepare(run.run_id)
     context.setdefault("run_dir", str(run.path))
     run.write_json("context.json", context)
-    frame = source_frame(spark, spec, plan, run)
-    import json
-    writer = (frame.write.format(SINK_FORMAT).mode("append")
-              .option("spec", spec.model_dump_json(by_alias=True))
-              .option(CONNECTIONS_OPTION, for_spec(spec))
-              .option("context", json.dumps(context))
-              .option("run_dir", str(run.path))
-              .option("channels", str(spec.speed.channels)))
+    options = {"spec": spec.model_dump_json(by_alias=True), CONNECTIONS_OPTION: for_spec(spec),
+               "plan": plan.to_json(), "context": json.dumps(context), "run_dir": str(run.path),
+               "channels": str(spec.speed.channels)}
     with _cancel_at(spark, deadline, f"accelsync-{spec.name}-{run.run_id}"):
         try:
-            writer.save()
+            if spec.transform is None:
+                _sync_fused(spark, plan, options, run)
+            else:
+                _sync_dataframe(spark, spec, plan, run, options)
         except Exception as exc:
             raise _task_error(exc) from None
     context = sink.finish(context, deadline)
@@ -113,6 +112,26 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
     run.write_json("sync.json", asdict(stats))
     check_error_limit(spec, stats)
     return stats
+
+
+def _sync_fused(spark, plan: Plan, options: dict[str, str], run: RunDir) -> None:
+    """No transform: each task reads and writes its partitions in one Python worker."""
+    partitions = list(enumerate(plan.partitions))
+    if not partitions:
+        run.write_json("write_stats.json", [])
+        return
+    stats = (spark.sparkContext.parallelize(partitions, len(partitions))
+             .mapPartitionsWithIndex(sync_partitions(options)).collect())  # one small dict per task
+    run.write_json("write_stats.json", stats)
+
+
+def _sync_dataframe(spark, spec: Spec, plan: Plan, run: RunDir, options: dict[str, str]) -> None:
+    """With a transform: source -> Spark SQL -> sink, as DataFrames of Arrow batches."""
+    frame = source_frame(spark, spec, plan, run)
+    writer = frame.write.format(SINK_FORMAT).mode("append")
+    for key in ("spec", CONNECTIONS_OPTION, "context", "run_dir", "channels"):
+        writer = writer.option(key, options[key])
+    writer.save()
 
 
 def check_error_limit(spec: Spec, stats: SyncStats) -> None:

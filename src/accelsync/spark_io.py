@@ -62,29 +62,68 @@ class _PlanReader(DataSourceReader):
         return [_Partition(i, p) for i, p in enumerate(plan.partitions)] or [_Partition(0, {"empty": True})]
 
     def read(self, partition: _Partition) -> Iterator[Any]:
-        from accelsync.dirty import DirtyLog
-        from accelsync.plan import Plan
-        from accelsync.registry import source_class
-        from accelsync.runs import write_json_atomic
-
         if partition.value.get("empty"):
-            return
-        spec = _spec(self.options)
-        plan = Plan.from_json(self.options["plan"])
-        run_dir = self.options["run_dir"]
-        dirty = DirtyLog(os.path.join(run_dir, "dirty"), f"read-{partition.index:05d}")
-        rows = bytes_read = 0
-        try:
-            for batch in source_class(spec.source.type)(spec).read(plan, partition.value, dirty):
-                rows += batch.num_rows
-                bytes_read += batch.nbytes
-                yield batch
-        finally:
-            dirty.close()
-        from pathlib import Path
-        write_json_atomic(Path(run_dir) / "stats" / f"read-{partition.index:05d}.json",
-                          {"rows": rows, "bytes": bytes_read, "dirty": dirty.count,
-                           "dirty_reasons": dirty.reasons, "dirty_file": str(dirty.path) if dirty.count else None})
+            return iter(())
+        return read_partition(self.options, partition.index, partition.value)
+
+
+def read_partition(options: dict[str, str], index: int, value: dict) -> Iterator[Any]:
+    """Yield one plan partition's Arrow batches; leave its read counts in the run folder."""
+    from pathlib import Path
+
+    from accelsync.dirty import DirtyLog
+    from accelsync.plan import Plan
+    from accelsync.registry import source_class
+    from accelsync.runs import write_json_atomic
+
+    spec = _spec(options)
+    plan = Plan.from_json(options["plan"])
+    run_dir = options["run_dir"]
+    dirty = DirtyLog(os.path.join(run_dir, "dirty"), f"read-{index:05d}")
+    rows = bytes_read = 0
+    try:
+        for batch in source_class(spec.source.type)(spec).read(plan, value, dirty):
+            rows += batch.num_rows
+            bytes_read += batch.nbytes
+            yield batch
+    finally:
+        dirty.close()
+    write_json_atomic(Path(run_dir) / "stats" / f"read-{index:05d}.json",
+                      {"rows": rows, "bytes": bytes_read, "dirty": dirty.count,
+                       "dirty_reasons": dirty.reasons, "dirty_file": str(dirty.path) if dirty.count else None})
+
+
+def write_batches(options: dict[str, str], batches, task_index: int) -> dict:
+    """Write Arrow batches through the spec's sink with the shared loop; return the task's stats."""
+    from accelsync.dirty import DirtyLog
+    from accelsync.registry import sink_class
+    from accelsync.sinks.base import write_partition
+
+    spec = _spec(options)
+    context = json.loads(options["context"])
+    run_dir = options["run_dir"]
+    name = f"write-{task_index:05d}-{uuid.uuid4().hex[:8]}"
+    channels = max(1, int(options["channels"]))
+    max_dirty = spec.error_limit.records if spec.error_limit.percentage == 0 else None
+    stats = write_partition(
+        sink_class(spec.target.type)(spec), context, batches,
+        dirty=DirtyLog(os.path.join(run_dir, "dirty"), name),
+        snapshot_path=os.path.join(run_dir, "snapshot", f"{name}.arrow"),
+        records_per_second=spec.speed.records_per_second / channels,
+        max_dirty=max_dirty)
+    return asdict(stats)
+
+
+def sync_partitions(options: dict[str, str]):
+    """The fused path, for specs without a transform: each Spark task reads its plan partitions
+    and writes them in the same Python worker (a DataX channel), so batches never cross into
+    the JVM and back. Returns a function for `RDD.mapPartitionsWithIndex`."""
+
+    def run(task_index: int, partitions):
+        for index, value in partitions:
+            yield write_batches(options, read_partition(options, index, value), task_index)
+
+    return run
 
 
 class AccelsyncSnapshot(DataSource):
@@ -144,24 +183,8 @@ class _SinkWriter(DataSourceArrowWriter):
     def write(self, iterator) -> _Written:
         from pyspark import TaskContext
 
-        from accelsync.dirty import DirtyLog
-        from accelsync.registry import sink_class
-        from accelsync.sinks.base import write_partition
-
-        spec = _spec(self.options)
-        context = json.loads(self.options["context"])
-        run_dir = self.options["run_dir"]
         task = TaskContext.get()
-        name = f"write-{task.partitionId() if task else 0:05d}-{uuid.uuid4().hex[:8]}"
-        channels = max(1, int(self.options["channels"]))
-        max_dirty = spec.error_limit.records if spec.error_limit.percentage == 0 else None
-        stats = write_partition(
-            sink_class(spec.target.type)(spec), context, iterator,
-            dirty=DirtyLog(os.path.join(run_dir, "dirty"), name),
-            snapshot_path=os.path.join(run_dir, "snapshot", f"{name}.arrow"),
-            records_per_second=spec.speed.records_per_second / channels,
-            max_dirty=max_dirty)
-        return _Written(asdict(stats))
+        return _Written(write_batches(self.options, iterator, task.partitionId() if task else 0))
 
     def commit(self, messages) -> None:
         from pathlib import Path
