@@ -15,6 +15,8 @@ from __future__ import annotations
 import sys
 
 from accelsync.devstack.base import Service, ServiceStatus, devstack_home
+from accelsync.devstack.druid import DruidEmulator
+from accelsync.devstack.hbase import HbaseEmulator
 from accelsync.devstack.kafka import Tansu
 from accelsync.devstack.mariadb import MariaDB
 from accelsync.devstack.process import DevstackError
@@ -28,6 +30,8 @@ SERVICES: dict[str, type[Service]] = {
     MariaDB.name: MariaDB,
     Redis.name: Redis,
     Tansu.name: Tansu,
+    HbaseEmulator.name: HbaseEmulator,
+    DruidEmulator.name: DruidEmulator,
 }
 ALIASES = {"mariadb": "mysql", "tansu": "kafka"}
 

@@ -1,13 +1,15 @@
 """The Thrift side of the HBase emulator: happybase's own Hbase.thrift IDL served by thriftpy2.
 
 `Handler` implements the IDL's `Hbase` service on a `Store`; `serve` runs it as a threaded
-server (one thread per connection, binary protocol over buffered transport: HBase's default
-`-threadpool` mode and happybase's defaults), with optional snapshots to a folder.
+server (one thread per connection; binary protocol over buffered transport, HBase's default
+`-threadpool` mode and happybase's defaults, or `-compact` / `-framed`), with optional snapshots
+to a folder.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import itertools
 import logging
 import os
@@ -327,7 +329,10 @@ class Handler:
 
 class Snapshots:
     """Saves the whole store to `<data_dir>/hbase-emulator.pickle` (atomically) when it changed,
-    every `interval` seconds and at shutdown; loads it at start."""
+    every `interval` seconds and at shutdown; loads it at start.
+
+    Periodic saves fork, as Redis' BGSAVE does: the child pickles its copy-on-write image of the
+    tables while the server goes on serving, so a big table never stalls writers."""
 
     def __init__(self, data: Store, data_dir: Path, interval: float):
         self.store = data
@@ -344,27 +349,46 @@ class Snapshots:
         self.store.tables = state["tables"]
         log.info("loaded %d tables from %s", len(self.store.tables), self.path)
 
-    def save(self, force: bool = False) -> None:
+    def save(self, background: bool = False) -> bool:
+        """Write the tables if they changed since the last save (True if it did); `background`
+        forks to do it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.store.lock:
             changes = self.store.changes
-            if changes == self.saved_changes and not force:
-                return
-            payload = pickle.dumps({"format": 1, "saved": now_ms(), "tables": self.store.tables},
-                                   protocol=pickle.HIGHEST_PROTOCOL)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+            if changes == self.saved_changes and self.path.exists():
+                return False
+            if not background:
+                self._write()
+                self.saved_changes = changes
+                return True
+            child = os.fork()
+            if child == 0:  # the child: a frozen copy of the tables, nothing else to do
+                code = 1
+                try:
+                    self._write()
+                    code = 0
+                finally:
+                    os._exit(code)
+        _, status = os.waitpid(child, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"the snapshot process exited with status {status}")
+        self.saved_changes = changes
+        return True
+
+    def _write(self) -> None:
         partial = self.path.with_suffix(".partial")
         with open(partial, "wb") as handle:
-            handle.write(payload)
+            pickle.dump({"format": 1, "saved": now_ms(), "tables": self.store.tables}, handle,
+                        protocol=pickle.HIGHEST_PROTOCOL)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, self.path)
-        self.saved_changes = changes
 
     def run_in_background(self) -> None:
         def loop():
             while not self._stop.wait(self.interval):
                 try:
-                    self.save()
+                    self.save(background=True)
                 except Exception:  # keep serving; the next round or shutdown tries again
                     log.exception("snapshot to %s failed", self.path)
         threading.Thread(target=loop, name="snapshots", daemon=True).start()
@@ -375,12 +399,13 @@ class Snapshots:
 
 # ---------------------------------------------------------------- server
 
-def make_server(handler: Handler, host: str, port: int):
-    """A threaded thriftpy2 server: binary protocol, buffered transport, no idle timeout."""
-    from thriftpy2.protocol import TBinaryProtocolFactory
+def make_server(handler: Handler, host: str, port: int, compact: bool = False, framed: bool = False):
+    """A threaded thriftpy2 server, no idle timeout. Binary protocol over buffered transport by
+    default (HBase's `-threadpool` mode); `compact` / `framed` as HBase's `-compact` / `-framed`."""
+    from thriftpy2.protocol import TBinaryProtocolFactory, TCompactProtocolFactory
     from thriftpy2.server import TThreadedServer
     from thriftpy2.thrift import TApplicationException, TProcessor
-    from thriftpy2.transport import TBufferedTransportFactory, TServerSocket
+    from thriftpy2.transport import TBufferedTransportFactory, TFramedTransportFactory, TServerSocket
 
     class Processor(TProcessor):
         """Answers an unexpected failure with TApplicationException instead of dropping the connection."""
@@ -403,11 +428,13 @@ def make_server(handler: Handler, host: str, port: int):
 
     socket = TServerSocket(host=host, port=port, client_timeout=None)
     return TThreadedServer(Processor(handler.idl.Hbase, handler), socket,
-                           iprot_factory=TBinaryProtocolFactory(),
-                           itrans_factory=TBufferedTransportFactory(), daemon=True)
+                           iprot_factory=TCompactProtocolFactory() if compact else TBinaryProtocolFactory(),
+                           itrans_factory=TFramedTransportFactory() if framed else TBufferedTransportFactory(),
+                           daemon=True)
 
 
-def serve(host: str, port: int, data_dir: Optional[Path], snapshot_seconds: float) -> None:
+def serve(host: str, port: int, data_dir: Optional[Path], snapshot_seconds: float,
+          compact: bool = False, framed: bool = False) -> None:
     """Serve until SIGTERM / SIGINT; with `data_dir`, load the last snapshot first and save at exit."""
     import signal
 
@@ -416,14 +443,20 @@ def serve(host: str, port: int, data_dir: Optional[Path], snapshot_seconds: floa
     if snapshots:
         snapshots.load()
         snapshots.run_in_background()
+    # Tables are millions of long-lived containers without reference cycles: full collections
+    # would walk all of them over and over (it halves write throughput). Young objects are
+    # still collected; what was loaded is never scanned again.
+    gc.freeze()
+    gc.set_threshold(100_000, 10, 1_000_000_000)
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server = make_server(Handler(data), host, port)
-    log.info("HBase Thrift emulator on %s:%d (binary protocol, buffered transport)%s", host, port,
+    server = make_server(Handler(data), host, port, compact, framed)
+    log.info("HBase Thrift emulator on %s:%d (%s protocol, %s transport)%s", host, port,
+             "compact" if compact else "binary", "framed" if framed else "buffered",
              f", data in {data_dir}" if data_dir else ", in memory only")
     try:
         server.serve()
@@ -431,5 +464,5 @@ def serve(host: str, port: int, data_dir: Optional[Path], snapshot_seconds: floa
         server.close()
         if snapshots:
             snapshots.stop()
-            snapshots.save()
-            log.info("saved %d tables to %s", len(data.tables), snapshots.path)
+            if snapshots.save():
+                log.info("saved %d tables to %s", len(data.tables), snapshots.path)
