@@ -49,7 +49,7 @@ from accelsync.errors import AccelsyncError, ConnectionConfigError, TerminalErro
 from accelsync.registry import register_sink
 from accelsync.sinks import resp
 from accelsync.sinks.base import BatchWriter, Sink
-from accelsync.sinks.redis import _same, _show, _text
+from accelsync.sinks.text import same as _same, show as _show, text as _text
 from accelsync.spec import HbaseTarget, Spec
 
 _WINDOW = 64                # mutateRows messages sent before their replies are read

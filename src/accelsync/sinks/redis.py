@@ -30,6 +30,7 @@ from accelsync.errors import TerminalError, TransientError
 from accelsync.registry import register_sink
 from accelsync.runs import safe_run_id
 from accelsync.sinks import resp
+from accelsync.sinks.text import same as _same, show as _show, text as _text
 from accelsync.sinks.base import BatchWriter, Sink
 from accelsync.spec import RedisTarget, Spec
 
@@ -361,31 +362,6 @@ def _quoted(text: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(b'"', escaped.cast(pa.binary()), b'"', b"")
 
 
-def _text(value: Any) -> Any:
-    """A source value as the text the sink writes (for read-back: computed row by row here,
-    independently of the column-wise encoder)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return b"true" if value else b"false"
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ").encode()
-    if isinstance(value, (date, Decimal, int)):
-        return str(value).encode()
-    return str(value).encode()
-
-
-def _same(expected: Any, actual: bytes) -> bool:
-    if isinstance(expected, float):
-        try:
-            return float(actual) == expected or (math.isnan(expected) and math.isnan(float(actual)))
-        except ValueError:
-            return False
-    return _text(expected) == actual
-
-
 def _same_json(expected: Any, actual: Any) -> bool:
     if expected is None or actual is None:
         return expected is None and actual is None or (isinstance(expected, float) and not math.isfinite(expected))
@@ -394,9 +370,3 @@ def _same_json(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool) or isinstance(expected, (int, float)) and not isinstance(expected, Decimal):
         return expected == actual
     return _text(expected).decode() == actual
-
-
-def _show(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", errors="backslashreplace")
-    return value if value is None or isinstance(value, (int, float, str)) else str(value)
