@@ -1,0 +1,881 @@
+"""Log files source: a glob or folder of plain or gzip files, parsed line by line into Arrow.
+
+Plan (driver): the path is expanded through fsspec (a local path, `file://`, `s3://`, ... with its
+fsspec driver installed); a folder is searched recursively, skipping hidden files. Every file is
+fingerprinted (sha256 of its first and last 64 KiB and its size) and recognised as gzip by its
+magic bytes. Files are packed into `speed.channels` partitions of about equal work (a gzip file
+weighs its uncompressed size, from the gzip trailer); a plain file larger than its share and
+than `SPLIT_MIN_BYTES` is split into byte ranges that each own the lines *starting* inside them.
+Each file is read up to the size it had at plan time: what is appended later belongs to the next
+run.
+
+Read (Spark task): files are streamed in blocks of whole lines, never whole. A block becomes one
+Arrow batch with a handful of Arrow kernels: lines are split and UTF-8 checked in C++, JSON
+blocks go through `pyarrow.json`, regex blocks through `extract_regex` (RE2), CSV blocks through
+`pyarrow.csv`. Only a part of a block that fails is parsed again line by line, so each bad line
+becomes one dirty record `{file, line}` with its reason. Empty and blank lines are skipped
+(neither read nor dirty). Every row carries `_file` and `_line` (1-based, counting every line).
+
+Values (`schema`), the same for every format; surrounding whitespace is ignored and an empty
+value is NULL, except for string and binary fields, which are taken as they are:
+- int, long: an optional minus sign and digits; float, double: decimal or exponent notation,
+  nan and inf; decimal(p,s): at most s decimals; boolean: true/false/1/0 in any case;
+  date: YYYY-MM-DD; binary: the UTF-8 bytes of the text.
+- timestamp (microseconds, stored in UTC without a time zone): ISO-8601 `2024-01-02`,
+  `2024-01-02T03:04:05[.ffffff]` (space for T allowed, digits past microseconds dropped), with
+  `Z` or `+hh:mm`/`+hhmm` converted to UTC (without one, the value is taken as UTC); the common
+  log format `10/Oct/2000:13:55:36 -0700`; a number is Unix epoch seconds (may have a fraction).
+- JSON values may be given as JSON numbers, booleans or strings for any type; an object or array
+  is dirty. Regex groups and fields not in `schema` are strings. An optional regex part is best
+  written `(?:(?P<bytes>\\d+)|-)`: a group that took no part comes out empty, hence NULL.
+- CSV: one record per line (no newlines inside quoted values); with `header: true` the first
+  line of each file names the columns and `schema` picks them by name; without, the columns are
+  the `schema` fields in order.
+
+Incremental (`incremental: true`): a ledger (state key `files`: path -> size, mtime,
+fingerprint), advanced only at publish, says what was synced. A listed file whose size and
+mtime match its entry is skipped; one whose size or mtime differ is fingerprinted: same size and
+fingerprint means only touched (skipped; its mtime is refreshed at publish), anything else means
+it *changed since it was synced*: it is re-read in full and reported in the plan description,
+in `Plan.state["changed"]` and as a logged warning. Re-reading yields the same `_file`/`_line`
+for unchanged lines, so keyed targets (Redis keys, HBase rows) converge; append-only targets
+get the old lines again. Point incremental syncs at closed files (rotated `*.gz`). Empty files
+are not recorded (they are read when they get lines). Ledger entries of files no longer listed
+are dropped at publish, unless nothing at all was listed.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import heapq
+import json
+import logging
+import math
+import re
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, Callable, Iterator
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.json as pj
+
+from accelsync.dirty import DirtyLog
+from accelsync.errors import DataError, TerminalError, TransientError
+from accelsync.plan import Plan
+from accelsync.registry import register_source
+from accelsync.sources.base import Source
+from accelsync.spec import LOGS_META_COLUMNS, LogsSource
+from accelsync.state import load_state, save_state
+
+log = logging.getLogger(__name__)
+
+HEAD_BYTES = 64 * 1024           # fingerprint: this much of the head and of the tail
+BLOCK_BYTES = 4 * 1024 * 1024    # bytes of whole lines parsed at once (one Arrow batch)
+SPLIT_MIN_BYTES = 128 * 1024 * 1024   # a plain file is split only into ranges at least this big
+SLOW_LINES = 64                  # a failing part of a block is bisected down to this many lines
+LEDGER = "files"                 # state key of the processed-file ledger
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+_SIMPLE_TYPES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
+                 "double": pa.float64(), "boolean": pa.bool_(), "timestamp": pa.timestamp("us"),
+                 "date": pa.date32(), "binary": pa.binary()}
+# How pyarrow.json reads a field before it is converted (JSON-native types; the rest as text).
+_JSON_READ_TYPES = {"string": pa.string(), "int": pa.int64(), "long": pa.int64(), "float": pa.float64(),
+                    "double": pa.float64(), "boolean": pa.bool_()}
+
+
+def arrow_type(kind: str) -> pa.DataType:
+    """The Arrow type of a spec field type (string, int, ..., decimal(p,s))."""
+    if kind in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[kind]
+    match = _DECIMAL.match(kind)
+    if match:
+        precision, scale = int(match.group(1)), int(match.group(2))
+        if not 1 <= precision <= 38 or scale > precision:
+            raise TerminalError(f"source.schema: {kind} is out of range; use decimal(p,s) with "
+                                "1 <= p <= 38 and s <= p")
+        return pa.decimal128(precision, scale)
+    raise TerminalError(f"source.schema: {kind!r} is not a type")
+
+
+def _json_read_type(kind: str) -> pa.DataType:
+    """How pyarrow.json reads a field: JSON-native types as such, decimals exactly, the rest as text."""
+    if kind in _JSON_READ_TYPES:
+        return _JSON_READ_TYPES[kind]
+    return arrow_type(kind) if _kind(kind) == "decimal" else pa.string()
+
+
+def _kind(kind: str) -> str:
+    return "decimal" if kind.startswith("decimal") else kind
+
+
+@register_source
+class LogsSourceReader(Source):
+    """Log files (plain or gzip) as Arrow batches, one partition per group of files."""
+
+    type = "logs"
+    options: LogsSource
+
+    # ------------------------------------------------------------ plan (driver)
+
+    def fields(self) -> dict[str, str]:
+        """Parsed fields in output order, with their spec types."""
+        declared = dict(self.options.schema_ or {})
+        if self.options.format == "regex":
+            groups = re.compile(self.options.pattern).groupindex
+            names = [name for name, _ in sorted(groups.items(), key=lambda item: item[1])]
+            return {name: declared.get(name, "string") for name in names}
+        return declared
+
+    def schema(self) -> pa.Schema:
+        fields = self.fields()
+        clash = [name for name in fields if name in LOGS_META_COLUMNS]
+        if clash:
+            raise TerminalError(f"source.schema: {clash} are names of meta columns every log row carries "
+                                f"({', '.join(LOGS_META_COLUMNS)}); rename the field")
+        return pa.schema([pa.field(name, arrow_type(kind)) for name, kind in fields.items()] +
+                         [pa.field("_file", pa.string()), pa.field("_line", pa.int64())])
+
+    def plan(self, channels: int) -> Plan:
+        schema = self.schema()
+        listed = list_files(self.options.path)
+        ledger = load_state(self.spec.name).get(LEDGER, {}) if self.options.incremental else {}
+        candidates, skipped = [], 0
+        for uri, (size, mtime) in sorted(listed.items()):
+            entry = ledger.get(uri)
+            if entry and entry.get("size") == size and entry.get("mtime") == mtime:
+                skipped += 1
+            else:
+                candidates.append((uri, size, mtime))
+        header = self.options.delimiter if self.options.format == "csv" and self.options.header else None
+        described = describe_files(candidates, header)
+        files, changed, touched = [], [], {}
+        for info in described:
+            entry = ledger.get(info["path"])
+            if entry and entry.get("size") == info["size"] and entry.get("fingerprint") == info["fingerprint"]:
+                touched[info["path"]] = _ledger_entry(info)
+                skipped += 1
+                continue
+            if entry:
+                changed.append({"path": info["path"], "change": _change(entry, info),
+                                "was": {k: entry.get(k) for k in ("size", "mtime", "fingerprint")},
+                                "now": _ledger_entry(info)})
+            files.append(info)
+        if self.options.format == "csv" and self.options.header:
+            for info in files:
+                self._check_header(info)
+        pieces = split_files(files, channels)
+        partitions = [{"pieces": group} for group in balance(pieces, channels)]
+        gone = sorted(set(ledger) - set(listed)) if listed else []
+        state = {"incremental": self.options.incremental,
+                 "files": {info["path"]: _ledger_entry(info) for info in files},
+                 "changed": changed, "touched": touched, "gone": gone, "skipped": skipped}
+        for item in changed:
+            log.warning("logs source %s: %s changed since it was synced (%s); re-reading it in full",
+                        self.spec.name, item["path"], item["change"])
+        return Plan(schema, partitions, state, self._describe(listed, files, pieces, partitions, changed, skipped))
+
+    def _check_header(self, info: dict) -> None:
+        missing = [name for name in self.fields() if name not in (info.get("header") or [])]
+        if missing:
+            raise TerminalError(f"source.schema: {info['path']}: the CSV header "
+                                f"({', '.join(info.get('header') or []) or 'empty'}) has no column {missing}")
+
+    def _describe(self, listed, files, pieces, partitions, changed, skipped) -> str:
+        if not listed:
+            return f"no files match {self.options.path}"
+        size = sum(info["size"] for info in files)
+        zipped = sum(1 for info in files if info["gzip"])
+        text = (f"{len(files)} files ({zipped} gzip, {_size(size)}) in {len(partitions)} partitions"
+                + (f", {len(pieces)} pieces" if len(pieces) != len(files) else ""))
+        if self.options.incremental:
+            text += f"; incremental: {len(files) - len(changed)} new, {skipped} already synced"
+        if self.options.format == "regex" and not _re2_compatible(self.options.pattern):
+            text += "; the pattern needs Python's re (not RE2): parsed line by line, slower"
+        if changed:
+            shown = ", ".join(f"{item['path']} ({item['change']})" for item in changed[:5])
+            more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+            text += (f"; WARNING: {len(changed)} files changed since they were synced and are re-read in "
+                     f"full: {shown}{more}")
+        return text
+
+    # ------------------------------------------------------------ publish (driver)
+
+    def publish(self, plan: Plan) -> dict:
+        """Add the files this run read to the ledger (only here: a failed run adds nothing)."""
+        if not plan.state.get("incremental"):
+            return {}
+        ledger = load_state(self.spec.name).get(LEDGER, {})
+        for path in plan.state.get("gone", []):
+            ledger.pop(path, None)
+        ledger.update(plan.state.get("touched", {}))
+        added = {path: entry for path, entry in plan.state.get("files", {}).items() if entry["size"] > 0}
+        ledger.update(added)
+        save_state(self.spec.name, {LEDGER: ledger})
+        return {"files": len(added), "changed": len(plan.state.get("changed", [])), "ledger": len(ledger)}
+
+    # ------------------------------------------------------------ read (Spark task)
+
+    def read(self, plan: Plan, partition: dict, dirty: DirtyLog) -> Iterator[pa.RecordBatch]:
+        parser = _Parser(self.options, self.fields(), plan.schema)
+        limit = self.spec.error_limit
+        max_dirty = limit.records if limit.percentage == 0 else None
+        for piece in partition.get("pieces", []):
+            parser.start_file(piece)
+            for first_line, block in read_blocks(piece, dirty):
+                batch = parser.parse(block, first_line, piece["path"], dirty)
+                _check_limit(dirty, max_dirty, piece["path"])
+                if batch is not None and batch.num_rows:
+                    yield batch
+            _check_limit(dirty, max_dirty, piece["path"])
+
+
+def _check_limit(dirty: DirtyLog, max_dirty: int | None, path: str) -> None:
+    """Fail the task as soon as it alone is over `error_limit.records` (the run would fail anyway)."""
+    if max_dirty is not None and dirty.count > max_dirty:
+        raise DataError(f"dirty records exceed error_limit (records: {max_dirty}): one task alone found "
+                        f"{dirty.count}, the last in {path}; reasons: {dirty.reasons}")
+
+
+# ---------------------------------------------------------------- listing and fingerprints
+
+def _fs(uri: str):
+    try:
+        return fsspec.core.url_to_fs(uri)
+    except ImportError as exc:  # e.g. s3:// without s3fs
+        raise TerminalError(f"source.path: {uri}: {exc}") from None
+    except ValueError as exc:
+        raise TerminalError(f"source.path: {uri}: {exc}") from None
+
+
+def _uri(fs, path: str) -> str:
+    """Local files by their absolute path, others by their full URI."""
+    local = "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
+    return path if local else fs.unstrip_protocol(path)
+
+
+def _mtime(info: dict) -> Any:
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modified", "created"):
+        value = info.get(key)
+        if value is not None:
+            return value.isoformat() if isinstance(value, datetime) else value
+    return None
+
+
+def list_files(path: str) -> dict[str, tuple[int, Any]]:
+    """uri -> (size, mtime) of every file a glob or folder names (folders, also those a glob
+    matches, recursively and without hidden files)."""
+    fs, root = _fs(path)
+
+    def folder(base: str) -> dict:
+        base = base.rstrip("/")
+        return {name: info for name, info in fs.find(base, detail=True).items()
+                if not any(part.startswith(".") for part in name[len(base):].split("/"))}
+
+    try:
+        if any(char in root for char in "*?["):
+            found = {}
+            for name, info in fs.glob(root, detail=True).items():
+                found.update(folder(name) if info.get("type") == "directory" else {name: info})
+        elif fs.isdir(root):
+            found = folder(root)
+        elif fs.exists(root):
+            found = {root: fs.info(root)}
+        else:
+            found = {}
+    except PermissionError as exc:
+        raise TerminalError(f"source.path: {path}: {exc}") from None
+    except OSError as exc:
+        raise TransientError(f"source.path: listing {path} failed: {exc}") from None
+    return {_uri(fs, name): (int(info.get("size") or 0), _mtime(info))
+            for name, info in found.items() if info.get("type", "file") == "file"}
+
+
+def describe_files(candidates: list[tuple[str, int, Any]], header: str | None) -> list[dict]:
+    """Fingerprint, gzip flag, work weight (and the CSV header, split on the delimiter `header`)
+    of each file; in parallel, for remote stores."""
+    if len(candidates) <= 4:
+        return [_describe_file(*item, header=header) for item in candidates]
+    with ThreadPoolExecutor(max_workers=min(16, len(candidates))) as pool:
+        return list(pool.map(lambda item: _describe_file(*item, header=header), candidates))
+
+
+def _describe_file(uri: str, size: int, mtime: Any, header: str | None) -> dict:
+    fs, path = _fs(uri)
+    try:
+        with fs.open(path, "rb") as handle:
+            head = handle.read(min(size, HEAD_BYTES))
+            tail = b""
+            if size > HEAD_BYTES:
+                handle.seek(max(HEAD_BYTES, size - HEAD_BYTES))
+                tail = handle.read(size - max(HEAD_BYTES, size - HEAD_BYTES))
+    except FileNotFoundError:
+        raise TransientError(f"source.path: {uri} disappeared while planning; rerun") from None
+    digest = hashlib.sha256(head)
+    digest.update(tail)
+    digest.update(str(size).encode())
+    zipped = head[:2] == _GZIP_MAGIC
+    weight = size
+    if zipped:
+        trailer = (head + tail)[-4:]
+        isize = int.from_bytes(trailer, "little") if len(trailer) == 4 else 0
+        weight = isize if isize >= size else size * 4  # multi-member or past 4 GiB: a guess
+    info = {"path": uri, "size": size, "mtime": mtime, "fingerprint": "sha256:" + digest.hexdigest(),
+            "gzip": zipped, "weight": max(weight, 1)}
+    if header is not None:
+        info["header"] = _read_header(uri, size, zipped, header)
+    return info
+
+
+def _read_header(uri: str, size: int, zipped: bool, delimiter: str) -> list[str]:
+    fs, path = _fs(uri)
+    with fs.open(path, "rb") as handle:
+        stream = gzip.GzipFile(fileobj=_Bounded(handle, size), mode="rb") if zipped else _Bounded(handle, size)
+        line = _readline(stream, 1 << 20)
+    if line.startswith(_BOM):
+        line = line[len(_BOM):]
+    text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+    return [name.strip() for name in next(csv.reader([text], delimiter=delimiter), [])]
+
+
+def _readline(stream, limit: int) -> bytes:
+    data = b""
+    while b"\n" not in data and len(data) < limit:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0]
+
+
+def _ledger_entry(info: dict) -> dict:
+    return {"size": info["size"], "mtime": info["mtime"], "fingerprint": info["fingerprint"]}
+
+
+def _change(entry: dict, info: dict) -> str:
+    before, after = entry.get("size"), info["size"]
+    if before is not None and after > before:
+        return f"grew from {before} to {after} bytes"
+    if before is not None and after < before:
+        return f"shrank from {before} to {after} bytes"
+    return f"rewritten, same size {after} bytes"
+
+
+def split_files(files: list[dict], channels: int) -> list[dict]:
+    """Pieces to read: whole files, and byte ranges of plain files larger than their share."""
+    total = sum(info["weight"] for info in files)
+    share = max(total / max(channels, 1), SPLIT_MIN_BYTES)
+    pieces = []
+    for info in files:
+        count = 1
+        if not info["gzip"] and channels > 1 and info["size"] > share:
+            count = min(64, math.ceil(info["size"] / share))
+        for index in range(count):
+            start, end = info["size"] * index // count, info["size"] * (index + 1) // count
+            pieces.append({"path": info["path"], "gzip": info["gzip"], "size": info["size"],
+                           "start": start, "end": end, "header": info.get("header"),
+                           "weight": info["weight"] * (end - start) / max(info["size"], 1)})
+    return pieces
+
+
+def balance(pieces: list[dict], channels: int) -> list[list[dict]]:
+    """Pack pieces into at most `channels` groups of about equal weight (largest first)."""
+    groups: list[list[dict]] = [[] for _ in range(max(1, min(channels, len(pieces))))]
+    loads = [(0.0, index) for index in range(len(groups))]
+    heapq.heapify(loads)
+    for piece in sorted(pieces, key=lambda p: (-p["weight"], p["path"], p["start"])):
+        load, index = heapq.heappop(loads)
+        groups[index].append(piece)
+        heapq.heappush(loads, (load + piece["weight"], index))
+    return [sorted(group, key=lambda p: (p["path"], p["start"])) for group in groups if group]
+
+
+def _size(value: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+# ---------------------------------------------------------------- streaming whole lines
+
+class _Bounded:
+    """A read-only view of a stream that ends after `limit` bytes (the size fixed at plan time)."""
+
+    def __init__(self, raw, limit: int):
+        self.raw, self.left = raw, limit
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = self.raw.read(size)
+        self.left -= len(data)
+        return data
+
+
+def read_blocks(piece: dict, dirty: DirtyLog) -> Iterator[tuple[int, bytes]]:
+    """(number of the first line, bytes of whole lines each ending in a newline) of one piece.
+
+    A plain piece owns the lines that start in [start, end); gzip files are always whole.
+    A damaged gzip stream keeps the lines before the damage; the rest is one dirty record.
+    """
+    fs, path = _fs(piece["path"])
+    try:
+        handle = fs.open(path, "rb")
+    except FileNotFoundError:
+        raise TransientError(f"{piece['path']} disappeared after planning; rerun to plan again") from None
+    with handle:
+        end = None
+        if piece["gzip"]:
+            stream, line, pos = gzip.GzipFile(fileobj=_Bounded(handle, piece["size"]), mode="rb"), 1, 0
+        else:
+            begin = _first_line_start(handle, piece["start"], piece["size"])
+            if begin >= piece["end"]:
+                return
+            line = 1 + _count_newlines(handle, begin) if begin else 1
+            handle.seek(begin)
+            stream, pos, end = _Bounded(handle, piece["size"] - begin), 0, piece["end"] - begin
+        carry = b""
+        opening = piece["start"] == 0  # line 1 starts at 0 (before any byte order mark): this piece's
+        try:
+            if opening:  # a UTF-8 byte order mark is not part of the first line
+                carry = stream.read(len(_BOM))
+                if carry == _BOM:
+                    carry, pos = b"", len(_BOM)
+            while True:
+                if end is not None and pos >= end and not opening:  # pos: where the next line starts
+                    return
+                chunk = stream.read(BLOCK_BYTES)
+                data = carry + chunk if carry else chunk
+                if not chunk:  # end of file: a last line without its newline is still a line
+                    if not data:
+                        return
+                    if not data.endswith(b"\n"):
+                        data += b"\n"
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                block, carry = data[:cut + 1], data[cut + 1:]
+                if end is not None and pos + len(block) >= end:
+                    yield line, block[:block.find(b"\n", max(0, end - pos - 1)) + 1]
+                    return
+                yield line, block
+                opening = False
+                line += block.count(b"\n")
+                pos += len(block)
+                if not chunk:
+                    return
+        except (EOFError, OSError, zlib.error) as exc:
+            if not piece["gzip"]:
+                raise TransientError(f"reading {piece['path']} failed: {exc}") from None
+            dirty.add({"file": piece["path"], "line": line},
+                      f"gzip: damaged or truncated stream, lines from {line} on are unreadable ({exc})")
+
+
+def _first_line_start(handle, start: int, size: int) -> int:
+    """The offset of the first line that starts at or after `start`."""
+    if start == 0:
+        return 0
+    handle.seek(start - 1)
+    position = start - 1
+    while position < size:
+        chunk = handle.read(min(65536, size - position))
+        if not chunk:
+            break
+        found = chunk.find(b"\n")
+        if found >= 0:
+            return position + found + 1
+        position += len(chunk)
+    return size
+
+
+def _count_newlines(handle, upto: int) -> int:
+    handle.seek(0)
+    count, left = 0, upto
+    while left > 0:
+        chunk = handle.read(min(8 << 20, left))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        left -= len(chunk)
+    return count
+
+
+# ---------------------------------------------------------------- parsing blocks
+
+class _Parser:
+    """Turns blocks of whole lines into batches of the plan schema; bad lines go to `dirty`."""
+
+    def __init__(self, options: LogsSource, fields: dict[str, str], schema: pa.Schema):
+        self.options = options
+        self.fields = fields
+        self.schema = schema
+        self.types = {name: schema.field(name).type for name in fields}
+        self.header: list[str] | None = None
+        self.skip_header = False
+        self.slow = False  # this file's blocks mostly fail the fast path: go line by line at once
+        if options.format == "regex":
+            self.re2 = _re2_compatible(options.pattern)
+            self.compiled = re.compile(options.pattern)
+        if options.format == "json":
+            read_schema = pa.schema([(name, _json_read_type(kind)) for name, kind in fields.items()])
+            self.json_options = pj.ParseOptions(explicit_schema=read_schema, unexpected_field_behavior="ignore")
+
+    def start_file(self, piece: dict) -> None:
+        self.slow = False
+        self.header = piece.get("header") if self.options.format == "csv" and self.options.header else None
+        self.skip_header = self.header is not None and piece["start"] == 0
+
+    def parse(self, block: bytes, first_line: int, path: str, dirty: DirtyLog) -> pa.RecordBatch | None:
+        """One batch of the parsed lines of `block` (whose first line is number `first_line`)."""
+        if self.skip_header:
+            self.skip_header = False
+            cut = block.find(b"\n") + 1
+            block, first_line = block[cut:], first_line + 1
+            if not block:
+                return None
+        lines = pc.list_flatten(pc.split_pattern(pa.array([block], pa.binary()), "\n"))
+        lines = lines.slice(0, len(lines) - 1)  # the block ends with a newline
+        clean = True
+        try:
+            text = lines.cast(pa.string())
+        except pa.ArrowInvalid:
+            text, clean = _drop_bad_utf8(lines, first_line, path, dirty), False
+        if b"\r" in block:
+            text = pc.utf8_rtrim(text, "\r")
+        empty = pc.equal(pc.binary_length(text), 0)
+        blank = pc.or_(empty, pc.utf8_is_space(text))
+        if clean and pc.any(pc.and_(blank, pc.invert(empty))).as_py():
+            clean = False  # whitespace-only lines: parse the kept lines, not the raw block
+        keep = pc.invert(blank)
+        rows = pc.indices_nonzero(keep)
+        if len(rows) == 0:
+            return None
+        good = text.filter(keep)
+        segments, failures = self._segments(good, _BlockView(block, lines, rows.to_numpy()) if clean else None)
+        columns, casts = [], {}
+        for name, kind in self.fields.items():
+            parts = []
+            for start, _, raw in segments:
+                typed, bad = _convert(raw[name], _kind(kind), self.types[name])
+                parts.append(typed)
+                for index in bad:
+                    casts.setdefault(start + index, []).append(
+                        f"field {name!r} ({kind}): {_show(raw[name][index].as_py())}")
+            columns.append(parts[0] if len(parts) == 1 else pa.concat_arrays(parts))
+        for index, reasons in casts.items():
+            failures.setdefault(index, "cast failed: " + "; ".join(reasons))
+        numbers = pc.add(rows.cast(pa.int64()), first_line)
+        if failures:
+            for index in sorted(failures):
+                dirty.add({"file": path, "line": numbers[index].as_py()}, failures[index], good[index].as_py())
+            ok = np.ones(len(good), dtype=bool)
+            ok[list(failures)] = False
+            mask = pa.array(ok)
+            columns = [column.filter(mask) for column in columns]
+            numbers = numbers.filter(mask)
+        columns += [pa.repeat(pa.scalar(path, pa.string()), len(numbers)), numbers]
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+    # Each format gives segments (start, stop, {field: raw column}) over the good lines, in
+    # order, and failures {good line index: reason} for lines it could not parse at all.
+
+    def _segments(self, good: pa.Array, source: "_BlockView | None"):
+        fmt = self.options.format
+        if fmt == "regex":
+            return self._regex(good)
+        fast = self._json_fast if fmt == "json" else self._csv_fast
+        slow = self._json_slow if fmt == "json" else self._csv_slow
+        segments, failures = [], {}
+        slow_lines = 0
+
+        def attempt(start: int, stop: int) -> None:
+            nonlocal slow_lines
+            raw = None if self.slow else fast(good, start, stop, source)
+            if raw is not None:
+                segments.append((start, stop, raw))
+            elif stop - start <= SLOW_LINES or self.slow:
+                line_by_line(start, stop)
+            else:
+                middle = (start + stop) // 2
+                attempt(start, middle)
+                attempt(middle, stop)
+
+        def line_by_line(start: int, stop: int) -> None:
+            nonlocal slow_lines
+            raw, bad = slow(good, start, stop)
+            segments.append((start, stop, raw))
+            failures.update(bad)
+            slow_lines += stop - start
+
+        # Only lines shaped like one object go to pyarrow.json: it takes `null` lines for rows of
+        # NULLs, and crashes on a block that starts with one (Arrow 26).
+        cursor = 0
+        for start, stop in (_runs(~_json_objects(good)) if fmt == "json" else []):
+            if cursor < start:
+                attempt(cursor, start)
+            line_by_line(start, stop)
+            cursor = stop
+        if cursor < len(good):
+            attempt(cursor, len(good))
+        if slow_lines * 2 > len(good):
+            self.slow = True
+        return segments, failures
+
+    def _json_fast(self, good, start, stop, source) -> dict | None:
+        data = source.bytes(start, stop) if source else _join(good, start, stop)
+        try:
+            table = pj.read_json(pa.BufferReader(data), parse_options=self.json_options,
+                                 read_options=pj.ReadOptions(use_threads=False,
+                                                             block_size=max(1 << 20, len(data) + 1)))
+        except pa.ArrowException:
+            return None
+        if table.num_rows != stop - start:  # e.g. two objects on one line
+            return None
+        return {name: table.column(name).combine_chunks() for name in self.fields}
+
+    def _json_slow(self, good, start, stop) -> tuple[dict, dict]:
+        values = {name: [] for name in self.fields}
+        failures = {}
+        for offset, text in enumerate(good.slice(start, stop - start).to_pylist()):
+            problem = None
+            try:
+                record = json.loads(text)
+            except ValueError as exc:
+                record, problem = None, f"bad JSON: {exc}"
+            if problem is None and not isinstance(record, dict):
+                problem = f"bad JSON: {_json_kind(record)} where an object was expected"
+            for name in self.fields:
+                value = record.get(name) if problem is None else None
+                if isinstance(value, (dict, list)):
+                    problem = problem or f"bad JSON: field {name!r} holds {_json_kind(value)}, not a value"
+                    value = None
+                elif isinstance(value, bool):
+                    value = "true" if value else "false"
+                elif isinstance(value, (int, float)):
+                    value = json.dumps(value)
+                values[name].append(value)
+            if problem:
+                failures[start + offset] = problem
+        return {name: pa.array(column, pa.string()) for name, column in values.items()}, failures
+
+    def _csv_names(self) -> list[str]:
+        return self.header if self.header is not None else list(self.fields)
+
+    def _csv_fast(self, good, start, stop, source) -> dict | None:
+        names = self._csv_names()
+        data = source.bytes(start, stop) if source else _join(good, start, stop)
+        invalid = []
+
+        def handler(row):
+            invalid.append(row.number)
+            return "skip"
+
+        try:
+            table = pcsv.read_csv(
+                pa.BufferReader(data),
+                read_options=pcsv.ReadOptions(column_names=names, use_threads=False,
+                                              block_size=max(1 << 20, len(data) + 1)),
+                parse_options=pcsv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=False,
+                                                ignore_empty_lines=True, invalid_row_handler=handler),
+                convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                                    include_columns=list(self.fields), strings_can_be_null=False,
+                                                    quoted_strings_can_be_null=False))
+        except pa.ArrowException:
+            return None
+        # Rows must map one to one onto lines; a quote running past its line breaks that.
+        if invalid or table.num_rows != stop - start:
+            return None
+        return {name: table.column(name).combine_chunks() for name in self.fields}
+
+    def _csv_slow(self, good, start, stop) -> tuple[dict, dict]:
+        names = self._csv_names()
+        positions = [names.index(name) for name in self.fields]
+        values = {name: [] for name in self.fields}
+        failures = {}
+        for offset, text in enumerate(good.slice(start, stop - start).to_pylist()):
+            try:
+                cells = next(csv.reader([text], delimiter=self.options.delimiter, strict=True))
+                if len(cells) != len(names):
+                    raise csv.Error(f"expected {len(names)} columns, got {len(cells)}")
+            except csv.Error as exc:
+                failures[start + offset] = f"bad CSV: {exc}"
+                cells = None
+            for name, position in zip(self.fields, positions):
+                values[name].append(cells[position] if cells else None)
+        return {name: pa.array(column, pa.string()) for name, column in values.items()}, failures
+
+    def _regex(self, good) -> tuple[list, dict]:
+        if self.re2:
+            matched = pc.extract_regex(good, self.options.pattern)
+            ok = matched.is_valid()
+            raw = {name: matched.field(name) for name in self.fields}
+            failures = {index: "no match: the line does not match the pattern"
+                        for index in pc.indices_nonzero(pc.invert(ok)).to_pylist()}
+            return [(0, len(good), raw)], failures
+        values = {name: [] for name in self.fields}
+        failures = {}
+        for index, text in enumerate(good.to_pylist()):
+            match = self.compiled.search(text)
+            if match is None:
+                failures[index] = "no match: the line does not match the pattern"
+            for name in self.fields:
+                values[name].append((match.group(name) or "") if match else None)
+        return [(0, len(good), {name: pa.array(v, pa.string()) for name, v in values.items()})], failures
+
+
+def _drop_bad_utf8(lines: pa.Array, first_line: int, path: str, dirty: DirtyLog) -> pa.Array:
+    """Lines as text, with each line that is not UTF-8 made dirty and emptied (hence skipped)."""
+    valid = []
+    for index, value in enumerate(lines.to_pylist()):
+        try:
+            value.decode("utf-8")
+            valid.append(True)
+        except UnicodeDecodeError as exc:
+            valid.append(False)
+            dirty.add({"file": path, "line": first_line + index},
+                      f"bad encoding: not valid UTF-8 ({exc.reason} at byte {exc.start})", value)
+    return pc.if_else(pa.array(valid), lines, pa.scalar(b"", pa.binary())).cast(pa.string())
+
+
+def _json_objects(good: pa.Array) -> np.ndarray:
+    """True for each line that starts with `{` and ends with `}` (whitespace aside)."""
+    shaped = pc.and_(pc.starts_with(good, "{"), pc.ends_with(good, "}"))
+    if not pc.all(shaped).as_py():
+        trimmed = pc.utf8_trim_whitespace(good)
+        shaped = pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}"))
+    return shaped.to_numpy(zero_copy_only=False)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True in `mask`."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def _json_kind(value: Any) -> str:
+    for kind, name in ((dict, "an object"), (list, "an array"), (str, "a string"), (bool, "a boolean"),
+                       ((int, float), "a number")):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
+class _BlockView:
+    """Ranges of kept lines as bytes of the original block (no copy; skipped lines in between
+    are empty, which both Arrow readers skip too)."""
+
+    def __init__(self, block: bytes, lines: pa.Array, rows: np.ndarray):
+        self.buffer = pa.py_buffer(block)
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
+        self.starts = offsets[:-1].astype(np.int64) + np.arange(len(lines))
+        self.ends = offsets[1:].astype(np.int64) + np.arange(len(lines)) + 1
+        self.rows = rows
+
+    def bytes(self, start: int, stop: int) -> pa.Buffer:
+        first, last = int(self.starts[self.rows[start]]), int(self.ends[self.rows[stop - 1]])
+        return self.buffer.slice(first, last - first)
+
+
+def _join(good: pa.Array, start: int, stop: int) -> pa.Buffer:
+    part = good.slice(start, stop - start)
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(part)], pa.int32()), part), "\n")
+    return pa.py_buffer(joined[0].as_py().encode("utf-8") + b"\n")
+
+
+def _re2_compatible(pattern: str) -> bool:
+    try:
+        pc.extract_regex(pa.array([""], pa.string()), pattern)
+        return True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+
+
+# ---------------------------------------------------------------- values
+
+_INTEGER = r"^-?\d+$"
+_EPOCH = r"^-?\d+(?:\.\d+)?$"
+_CLF = r"^\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$"
+_ZONED = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$"
+_STRING_NULL = pa.scalar(None, pa.string())
+
+
+def _convert(raw: pa.Array, kind: str, target: pa.DataType) -> tuple[pa.Array, list[int]]:
+    """Cast a raw column into its schema type; return it (NULL where it failed) and the failures."""
+    if raw.type == target:
+        return raw, []
+    if not pa.types.is_string(raw.type):  # a JSON-native column: int64, float64, bool
+        return _checked(lambda part: pc.cast(part, target), raw, target)
+    if kind in ("string", "binary"):
+        return raw.cast(target), []
+    text = pc.utf8_trim_whitespace(raw)
+    text = pc.if_else(pc.equal(text, ""), _STRING_NULL, text)
+    if kind == "timestamp":
+        return _timestamps(text)
+    bad: list[int] = []
+    if kind in ("int", "long"):
+        wrong = pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(pc.match_substring_regex(text, _INTEGER), True)))
+        if pc.any(wrong).as_py():
+            bad = pc.indices_nonzero(wrong).to_pylist()
+            text = pc.if_else(wrong, _STRING_NULL, text)
+    typed, more = _checked(lambda part: pc.cast(part, target), text, target)
+    return typed, sorted(bad + more)
+
+
+def _checked(cast: Callable[[pa.Array], pa.Array], values: pa.Array, target: pa.DataType
+             ) -> tuple[pa.Array, list[int]]:
+    """`cast` applied to the whole array, or, when a value fails, bisected down to the failures."""
+    try:
+        return cast(values), []
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+        if len(values) == 1:
+            return pa.nulls(1, target), [0]
+    middle = len(values) // 2
+    left, left_bad = _checked(cast, values.slice(0, middle), target)
+    right, right_bad = _checked(cast, values.slice(middle), target)
+    return pa.concat_arrays([left, right]), left_bad + [middle + index for index in right_bad]
+
+
+def _timestamps(text: pa.Array) -> tuple[pa.Array, list[int]]:
+    """ISO-8601 (zoned ones to UTC), common log format, or epoch seconds -> timestamp[us] UTC."""
+    target = pa.timestamp("us")
+    result = pa.nulls(len(text), target)
+    if text.null_count == len(text):
+        return result, []
+    if pc.any(pc.match_substring_regex(text, r"\.\d{7}")).as_py():
+        text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")
+    clf = pc.fill_null(pc.match_substring_regex(text, _CLF), False)
+    zoned = pc.and_(pc.fill_null(pc.match_substring_regex(text, _ZONED), False), pc.invert(clf))
+    epoch = pc.fill_null(pc.match_substring_regex(text, _EPOCH), False)
+    plain = pc.and_(pc.is_valid(text), pc.invert(pc.or_(pc.or_(clf, zoned), epoch)))
+    parsers = [
+        (clf, lambda part: pc.strptime(part, format="%d/%b/%Y:%H:%M:%S %z", unit="us").cast(target)),
+        (zoned, lambda part: pc.cast(part, pa.timestamp("us", "UTC")).cast(target)),
+        (epoch, lambda part: pc.round(pc.multiply(pc.cast(part, pa.float64()), 1e6)).cast(pa.int64()).cast(target)),
+        (plain, lambda part: pc.cast(part, target)),
+    ]
+    bad: list[int] = []
+    for mask, parse in parsers:
+        if not pc.any(mask).as_py():
+            continue
+        where = pc.indices_nonzero(mask)
+        typed, failed = _checked(parse, text.filter(mask), target)
+        result = pc.replace_with_mask(result, mask, typed)
+        bad += where.take(pa.array(failed, pa.int64())).to_pylist() if failed else []
+    return result, sorted(bad)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
