@@ -104,6 +104,7 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "gate": {"passed": bool(gate.get("passed")),
                  "checks": [{k: c[k] for k in ("name", "passed", "detail")} for c in gate.get("checks", [])]},
         "data_docs": gate.get("data_docs"),
+        "plan": run.read_json("plan.json")["summary"]["description"] if run.exists("plan.json") else None,
         "run_dir": str(run.path),
         "reason": reason,
     }

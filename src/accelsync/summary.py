@@ -20,6 +20,7 @@ def render(summary: dict[str, Any]) -> str:
         "",
         f"accelsync job summary: {summary['name']} ({summary['source']} -> {summary['target']})",
         f"  {'Run id':<22}: {summary['run_id']}",
+        f"  {'Plan':<22}: {summary.get('plan') or '-'}",
         f"  {'Job start time':<22}: {summary.get('started') or '-'}",
         f"  {'Job end time':<22}: {summary.get('ended') or '-'}",
         f"  {'Total time':<22}: {summary['seconds']:.1f}s (sync {summary.get('sync_seconds') or 0:.1f}s)",
