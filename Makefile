@@ -32,6 +32,9 @@ unit: setup
 bench: setup
 	$(VENV)/bin/accelsync devstack up
 	$(PY) bench/mysql_to_redis.py --rows 1000000
+	$(PY) bench/kafka_to_redis.py --rows 1000000
+	$(PY) bench/logs_to_redis.py --rows 1000000
+	$(PY) bench/mysql_to_hbase.py --rows 1000000
 
 clean:
 	rm -rf .accelsync build *.egg-info src/*.egg-info
