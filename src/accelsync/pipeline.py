@@ -42,6 +42,8 @@ def stage_gate(spec: Spec, run_id: str) -> dict[str, Any]:
     verdict = run_gate(get_spark(), spec, run, stats, elapsed)
     run.write_json("gate.json", verdict)
     if not verdict["passed"]:
+        context = run.read_json("context.json") if run.exists("context.json") else {}
+        sink_class(spec.target.type)(spec).discard(context)  # nothing staged outlives a failed gate
         raise GateFailed(verdict["checks"])
     return verdict
 
