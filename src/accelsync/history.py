@@ -19,7 +19,7 @@ COLUMNS = ("name", "run_id", "status", "source", "target", "started", "ended", "
            "written", "dirty", "filtered", "rows_per_second", "bytes_per_second", "gate_passed",
            "reason", "data_docs", "run_dir", "checks")
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   name TEXT NOT NULL, run_id TEXT NOT NULL, status TEXT NOT NULL, source TEXT, target TEXT,
   started TEXT, ended TEXT, seconds REAL, read INTEGER, written INTEGER, dirty INTEGER,

@@ -259,7 +259,6 @@ def test_cli_run_json_and_exit_status(services, typed_table, redis_client, tmp_p
 def test_password_never_shows_in_logs_errors_summary_or_history(services, typed_table, mysql, test_database,
                                                                  tmp_path):
     import os
-    from pathlib import Path
 
     secret = "Sup3r-Secret-pw"
     cursor = mysql.cursor()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 

@@ -37,6 +37,7 @@ from accelsync.errors import ConnectionConfigError, TerminalError, TransientErro
 from accelsync.plan import Plan
 from accelsync.registry import register_source
 from accelsync.sources.base import Source
+from accelsync.sources.fields import arrow_type
 from accelsync.spec import KAFKA_META_COLUMNS, KafkaSource
 
 log = logging.getLogger(__name__)
@@ -69,30 +70,12 @@ _TERMINAL_CODES = {
     KafkaError.TOPIC_EXCEPTION,
 }
 _SECOND = operator.itemgetter(1)
-_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
-_SIMPLE_TYPES = {
-    "string": pa.string(), "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
-    "double": pa.float64(), "boolean": pa.bool_(), "timestamp": pa.timestamp("us"),
-    "date": pa.date32(), "binary": pa.binary(),
-}
 # _timestamp holds the message's millisecond timestamp as microseconds: Spark reads no other unit.
 _META_TYPES = {"_key": pa.binary(), "_partition": pa.int32(), "_offset": pa.int64(),
                "_timestamp": pa.timestamp("us")}
 META_SCHEMA = pa.schema([(name, _META_TYPES[name]) for name in KAFKA_META_COLUMNS])
 
 
-def arrow_type(kind: str) -> pa.DataType:
-    """The Arrow type of a spec field type (string, long, decimal(10,2), ...)."""
-    if kind in _SIMPLE_TYPES:
-        return _SIMPLE_TYPES[kind]
-    match = _DECIMAL.match(kind)
-    if match:
-        precision, scale = int(match.group(1)), int(match.group(2))
-        if not 1 <= precision <= 38 or scale > precision:
-            raise TerminalError(f"source.schema: {kind} is not a decimal Spark can hold "
-                                f"(precision 1..38, scale at most the precision)")
-        return pa.decimal128(precision, scale)
-    raise TerminalError(f"source.schema: {kind!r} is not a type")
 
 
 def value_schema(options: KafkaSource) -> pa.Schema:

@@ -71,6 +71,7 @@ from accelsync.errors import DataError, TerminalError, TransientError
 from accelsync.plan import Plan
 from accelsync.registry import register_source
 from accelsync.sources.base import Source
+from accelsync.sources.fields import arrow_type
 from accelsync.spec import LOGS_META_COLUMNS, LogsSource
 from accelsync.state import load_state, save_state
 
@@ -83,27 +84,11 @@ SLOW_LINES = 64                  # a failing part of a block is bisected down to
 LEDGER = "files"                 # state key of the processed-file ledger
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
-_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
-_SIMPLE_TYPES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "float": pa.float32(),
-                 "double": pa.float64(), "boolean": pa.bool_(), "timestamp": pa.timestamp("us"),
-                 "date": pa.date32(), "binary": pa.binary()}
 # How pyarrow.json reads a field before it is converted (JSON-native types; the rest as text).
 _JSON_READ_TYPES = {"string": pa.string(), "int": pa.int64(), "long": pa.int64(), "float": pa.float64(),
                     "double": pa.float64(), "boolean": pa.bool_()}
 
 
-def arrow_type(kind: str) -> pa.DataType:
-    """The Arrow type of a spec field type (string, int, ..., decimal(p,s))."""
-    if kind in _SIMPLE_TYPES:
-        return _SIMPLE_TYPES[kind]
-    match = _DECIMAL.match(kind)
-    if match:
-        precision, scale = int(match.group(1)), int(match.group(2))
-        if not 1 <= precision <= 38 or scale > precision:
-            raise TerminalError(f"source.schema: {kind} is out of range; use decimal(p,s) with "
-                                "1 <= p <= 38 and s <= p")
-        return pa.decimal128(precision, scale)
-    raise TerminalError(f"source.schema: {kind!r} is not a type")
 
 
 def _json_read_type(kind: str) -> pa.DataType:
