@@ -15,6 +15,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+from ports import free_port
 
 from accelsync import devstack
 from accelsync.devstack import DevstackError, ServiceStatus
@@ -22,10 +23,6 @@ from accelsync.devstack import DevstackError, ServiceStatus
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_closed(port: int) -> bool:

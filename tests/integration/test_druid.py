@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import urllib.error
 import urllib.request
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from ports import free_port
 
 from accelsync import pipeline
 from accelsync.devstack.druid import DruidEmulator
@@ -39,10 +39,6 @@ ORDERS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+from ports import free_port
 
 from accelsync.devstack.druid import DruidEmulator
 
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Druid:

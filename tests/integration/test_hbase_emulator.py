@@ -6,12 +6,12 @@ and its users talk to the emulator with the real client, unchanged.
 
 from __future__ import annotations
 
-import socket
 import struct
 import threading
 import time
 
 import pytest
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -21,10 +21,6 @@ import Hbase_thrift  # noqa: E402  (loaded by happybase from its Hbase.thrift)
 from accelsync.devstack.hbase import HbaseEmulator  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
