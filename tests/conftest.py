@@ -10,7 +10,8 @@ import pytest
 
 # One database per test session, so two sessions on one machine do not drop each other's tables.
 TEST_DATABASE = f"accelsync_test_{os.getpid()}"
-TEST_REDIS_DB = 14
+# Sessions that run side by side (e.g. two work trees) set ACCELSYNC_TEST_REDIS_DB apart.
+TEST_REDIS_DB = int(os.environ.get("ACCELSYNC_TEST_REDIS_DB", "14"))
 
 
 @pytest.fixture(scope="session", autouse=True)
