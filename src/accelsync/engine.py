@@ -36,6 +36,7 @@ class SyncStats:
     bytes: int
     partitions: int
     dirty_reasons: dict[str, int]
+    retries: int = 0  # failed partition attempts that were retried (see accelsync.retry)
 
     @property
     def rows_per_second(self) -> float:
@@ -166,7 +167,8 @@ def _collect(run: RunDir, started: datetime, seconds: float, partitions: int) ->
                      ended=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      seconds=round(seconds, 3), read=yielded + read_dirty, written=written,
                      dirty=read_dirty + write_dirty, filtered=yielded - rows_in,
-                     bytes=sum(r["bytes"] for r in reads), partitions=partitions, dirty_reasons=reasons)
+                     bytes=sum(r["bytes"] for r in reads), partitions=partitions, dirty_reasons=reasons,
+                     retries=sum(max(0, w.get("attempts", 1) - 1) for w in writes))
 
 
 def load_stats(run: RunDir) -> SyncStats:

@@ -15,6 +15,7 @@ from typing import Any
 
 from accelsync.engine import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
+from accelsync.faults import pause_point
 from accelsync.registry import sink_class, source_class
 from accelsync.runs import RunDir, new_run_id
 from accelsync.spark import get_spark
@@ -57,6 +58,7 @@ def stage_publish(spec: Spec, run_id: str) -> dict[str, Any]:
         raise TerminalError(f"publish refused: run {run_id} of {spec.name} has no passing gate")
     context = run.read_json("context.json") if run.exists("context.json") else {}
     target = sink_class(spec.target.type)(spec).publish(context)
+    pause_point("publish")
     source = source_class(spec.source.type)(spec).publish(load_plan(run))
     record = {"published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "target": target, "source": source}
@@ -73,6 +75,7 @@ def run(spec: Spec, run_id: str | None = None) -> dict[str, Any]:
     stats: SyncStats | None = None
     try:
         stats = stage_sync(spec, run_id, deadline)
+        pause_point("synced")
         if time.monotonic() > deadline:
             raise SyncTimeout("timeout: the sync finished after the spec's timeout")
         try:

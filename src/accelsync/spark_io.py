@@ -72,6 +72,7 @@ def read_partition(options: dict[str, str], index: int, value: dict) -> Iterator
     from pathlib import Path
 
     from accelsync.dirty import DirtyLog
+    from accelsync.faults import pause_point
     from accelsync.plan import Plan
     from accelsync.registry import source_class
     from accelsync.runs import write_json_atomic
@@ -86,6 +87,7 @@ def read_partition(options: dict[str, str], index: int, value: dict) -> Iterator
             rows += batch.num_rows
             bytes_read += batch.nbytes
             yield batch
+            pause_point("read")
     finally:
         dirty.close()
     write_json_atomic(Path(run_dir) / "stats" / f"read-{index:05d}.json",
@@ -93,8 +95,11 @@ def read_partition(options: dict[str, str], index: int, value: dict) -> Iterator
                        "dirty_reasons": dirty.reasons, "dirty_file": str(dirty.path) if dirty.count else None})
 
 
-def write_batches(options: dict[str, str], batches, task_index: int) -> dict:
-    """Write Arrow batches through the spec's sink with the shared loop; return the task's stats."""
+def write_batches(options: dict[str, str], batches, task_index: int, partition: int | None = None) -> dict:
+    """Write Arrow batches through the spec's sink with the shared loop; return the task's stats.
+
+    `partition` (the fused path) names the plan partition, so a retry can clear what a failed
+    attempt at it left."""
     from accelsync.dirty import DirtyLog
     from accelsync.registry import sink_class
     from accelsync.sinks.base import write_partition
@@ -103,6 +108,8 @@ def write_batches(options: dict[str, str], batches, task_index: int) -> dict:
     context = json.loads(options["context"])
     run_dir = options["run_dir"]
     name = f"write-{task_index:05d}-{uuid.uuid4().hex[:8]}"
+    if partition is not None:
+        name = f"write-p{partition:05d}-{uuid.uuid4().hex[:8]}"
     channels = max(1, int(options["channels"]))
     max_dirty = spec.error_limit.records if spec.error_limit.percentage == 0 else None
     stats = write_partition(
@@ -119,11 +126,22 @@ def sync_partitions(options: dict[str, str]):
     and writes them in the same Python worker (a DataX channel), so batches never cross into
     the JVM and back. Returns a function for `RDD.mapPartitionsWithIndex`."""
 
+    from accelsync.retry import retry_partition
+
     def run(task_index: int, partitions):
         for index, value in partitions:
-            yield write_batches(options, read_partition(options, index, value), task_index)
+            yield retry_partition(lambda: _sync_one(options, task_index, index, value), index,
+                                  options["run_dir"], attempts=int(options.get("attempts", 4)))
 
     return run
+
+
+def _sync_one(options: dict[str, str], task_index: int, index: int, value: dict) -> dict:
+    batches = read_partition(options, index, value)
+    try:
+        return write_batches(options, batches, task_index, index)
+    finally:
+        batches.close()  # a failed write leaves the source's connection closed, not dangling
 
 
 class AccelsyncSnapshot(DataSource):

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from accelsync.dirty import DirtyLog
 from accelsync.errors import DataError
+from accelsync.faults import pause_point
 from accelsync.spec import Spec
 
 
@@ -153,6 +154,7 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
                     snapshot = pa.ipc.new_file(snapshot_path, written.schema)
                 snapshot.write_batch(written)
             stats.snapshot_seconds += time.monotonic() - tick
+            pause_point("write")
             throttle.wait(batch.num_rows)
         tick = time.monotonic()
         writer.flush()

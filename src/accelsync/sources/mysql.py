@@ -234,7 +234,11 @@ def _url(conn: Connection) -> str:
 
 def _error(exc: Exception, conn: Connection) -> Exception:
     text = conn.redact(str(exc))
+    # Connection lost, refused, killed (KILL <id>, error 1927) or interrupted by a server
+    # shutdown (1053) or KILL QUERY (1317): the partition is worth another attempt.
     if any(word in text.lower() for word in ("connection refused", "timed out", "broken pipe",
-                                              "lost connection", "server has gone away", "reset by peer")):
+                                              "lost connection", "server has gone away", "reset by peer",
+                                              "connection was killed", "query execution was interrupted",
+                                              "server shutdown in progress", "unexpected eof")):
         return TransientError(f"MySQL read failed: {text}")
     return TerminalError(f"MySQL read failed: {text}")

@@ -1,0 +1,271 @@
+"""Crash safety: a run killed with SIGKILL at any point, then rerun, ends exactly right.
+
+Each test starts `accelsync run` as its own process group, lets it reach a named point
+(`accelsync.faults`: during read, during write, between write and gate, during publish), kills
+the whole group with SIGKILL there (driver, JVM and Python workers, as `kill -9` or an OOM kill
+would), checks what the killed run left (no source position passed unwritten or ungated data,
+nothing half-published), reruns, and compares the target with the source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from accelsync import pipeline
+from accelsync.readers import RedisSwapReader
+from accelsync.spec import load_spec
+from accelsync.state import load_state
+
+from test_kafka_source import NOT_COMMITTED, SERVERS, committed, produce
+
+pytestmark = pytest.mark.integration
+
+PAUSE_WAIT = 240  # seconds for the killed run to reach its point (Spark start included)
+
+
+def kill_at(spec_path: Path, point: str, tmp_path: Path) -> None:
+    """Run the spec in a new process group until it reaches `point`, then SIGKILL the group."""
+    marker = tmp_path / f"reached-{point}-{uuid.uuid4().hex[:6]}"
+    env = dict(os.environ, ACCELSYNC_PAUSE_AT=f"{point}:{marker}", PYSPARK_PYTHON=sys.executable)
+    log = open(tmp_path / f"killed-{point}.log", "w+")
+    process = subprocess.Popen([sys.executable, "-m", "accelsync.cli", "run", str(spec_path)], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + PAUSE_WAIT
+        while not marker.exists():
+            if process.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"the run ended (exit {process.returncode}) before reaching {point}:\n"
+                            f"{log.read()[-3000:]}")
+            assert time.monotonic() < deadline, f"the run did not reach {point} in {PAUSE_WAIT}s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        _wait_group_gone(process.pid)
+        log.close()
+
+
+def _wait_group_gone(group: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"processes of group {group} outlived SIGKILL")
+
+
+def write_spec(tmp_path: Path, spec: dict) -> Path:
+    path = tmp_path / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def rerun(spec_path: Path) -> dict:
+    summary = pipeline.run(load_spec(spec_path))
+    assert summary["status"] == "published", summary["reason"]
+    return summary
+
+
+# ---------------------------------------------------------------- MySQL, incremental, swap
+
+ROWS = 3000
+
+
+@pytest.fixture()
+def accounts(mysql):
+    cursor = mysql.cursor()
+    cursor.execute("CREATE TABLE accounts (id INT PRIMARY KEY, name VARCHAR(40), balance DECIMAL(12,2), "
+                   "version BIGINT NOT NULL)")
+    insert_accounts(mysql, range(1, ROWS + 1))
+    return mysql
+
+
+def insert_accounts(mysql, ids) -> None:
+    mysql.cursor().executemany("INSERT INTO accounts VALUES (%s, %s, %s, %s)",
+                               [(i, f"account {i} ü", Decimal(i) / 4, i) for i in ids])
+
+
+def mysql_spec(tmp_path: Path, name: str) -> Path:
+    return write_spec(tmp_path, {
+        "name": name,
+        "source": {"type": "mysql", "connection": "test_mysql", "table": "accounts", "split_pk": "id",
+                   "incremental": {"column": "version"}, "fetch_size": 200},
+        "target": {"type": "redis", "connection": "test_redis", "key": "acct:{id}", "mode": "swap",
+                   "value": {"type": "hash", "fields": ["name", "balance"]}},
+        "speed": {"channels": 2},
+    })
+
+
+def assert_accounts_live(redis_client, name: str, ids) -> None:
+    """The live version holds exactly these accounts, and no other version is left."""
+    reader = RedisSwapReader(redis_client, name)
+    prefix = reader.prefix()
+    keys = {k.decode() for k in redis_client.scan_iter(match=f"{name}:*", count=10_000)}
+    assert keys == {f"{prefix}acct:{i}" for i in ids}
+    pipe = redis_client.pipeline()
+    for i in ids:
+        pipe.hgetall(reader.key(f"acct:{i}", prefix))
+    for i, stored in zip(ids, pipe.execute()):
+        assert stored == {b"name": f"account {i} ü".encode(), b"balance": f"{Decimal(i) / 4:.2f}".encode()}, i
+    assert redis_client.smembers(f"accelsync:versions:{name}") == {prefix.encode()}
+
+
+def test_mysql_killed_during_read_then_rerun_converges(spark, accounts, redis_client, tmp_path):
+    name = "crash_mysql_read"
+    spec_path = mysql_spec(tmp_path, name)
+    kill_at(spec_path, "read", tmp_path)
+
+    assert load_state(name).get("watermark") is None  # nothing published: the watermark did not move
+    assert redis_client.get(f"accelsync:live:{name}") is None  # readers see no half-written version
+    insert_accounts(accounts, range(ROWS + 1, ROWS + 51))  # committed while the run was down
+
+    summary = rerun(spec_path)
+    assert summary["read"] == ROWS + 50 and summary["written"] == ROWS + 50
+    assert_accounts_live(redis_client, name, range(1, ROWS + 51))
+    assert load_state(name)["watermark"] == str(ROWS + 50)
+
+
+def test_mysql_killed_during_publish_then_rerun_reads_the_range_again(spark, accounts, redis_client, tmp_path):
+    name = "crash_mysql_publish"
+    spec_path = mysql_spec(tmp_path, name)
+    kill_at(spec_path, "publish", tmp_path)
+
+    # The target went live, but the watermark was not saved: the rows are read again next time.
+    assert load_state(name).get("watermark") is None
+    assert_accounts_live(redis_client, name, range(1, ROWS + 1))
+
+    summary = rerun(spec_path)
+    assert summary["read"] == ROWS
+    assert_accounts_live(redis_client, name, range(1, ROWS + 1))
+    assert load_state(name)["watermark"] == str(ROWS)
+    assert rerun(spec_path)["read"] == 0
+
+
+# ---------------------------------------------------------------- Kafka
+
+MESSAGES = 600
+
+
+@pytest.fixture()
+def orders_topic(services):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    name = "accelsync_crash_" + uuid.uuid4().hex[:10]
+    admin = AdminClient({"bootstrap.servers": SERVERS})
+    for future in admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)]).values():
+        future.result(timeout=30)
+    produce(name, [(i % 3, f"k{i}".encode(), json.dumps({"order_id": i, "amount": i * 1.5}).encode())
+                   for i in range(MESSAGES)])
+    return name
+
+
+def kafka_spec(tmp_path: Path, topic: str, mode: str) -> Path:
+    suffix = topic.rsplit("_", 1)[-1]
+    return write_spec(tmp_path, {
+        "name": f"crash_kafka_{suffix}",
+        "source": {"type": "kafka", "connection": "kafka_default", "topic": topic,
+                   "schema": {"order_id": "long", "amount": "double"}},
+        "target": {"type": "redis", "connection": "test_redis", "key": f"o{suffix}:{{order_id}}", "mode": mode,
+                   "value": {"type": "string", "fields": ["amount"]}},
+        "speed": {"channels": 2},
+    })
+
+
+def assert_orders(redis_client, spec, topic: str) -> None:
+    suffix = topic.rsplit("_", 1)[-1]
+    reader = RedisSwapReader(redis_client, spec.name)
+    prefix = reader.prefix() if spec.target.mode == "swap" else ""
+    keys = {k.decode() for k in redis_client.scan_iter(match=f"{prefix}o{suffix}:*", count=10_000)}
+    assert keys == {f"{prefix}o{suffix}:{i}" for i in range(MESSAGES)}
+    values = redis_client.mget([f"{prefix}o{suffix}:{i}" for i in range(MESSAGES)])
+    assert values == [amount_text(i * 1.5) for i in range(MESSAGES)]
+
+
+def amount_text(value: float) -> bytes:
+    """A double as the Redis sink writes it: shortest round trip, no `.0` on whole numbers."""
+    return (str(int(value)) if value.is_integer() else repr(value)).encode()
+
+
+def test_kafka_killed_during_write_commits_nothing_and_rerun_converges(spark, orders_topic, redis_client,
+                                                                        tmp_path):
+    spec_path = kafka_spec(tmp_path, orders_topic, "upsert")
+    spec = load_spec(spec_path)
+    kill_at(spec_path, "write", tmp_path)
+
+    assert committed(spec, orders_topic) == {0: NOT_COMMITTED, 1: NOT_COMMITTED, 2: NOT_COMMITTED}
+
+    summary = rerun(spec_path)
+    assert summary["read"] == MESSAGES and summary["dirty"] == 0
+    assert_orders(redis_client, spec, orders_topic)
+    assert committed(spec, orders_topic) == {0: 200, 1: 200, 2: 200}
+
+
+def test_kafka_killed_during_publish_rereads_and_never_skips(spark, orders_topic, redis_client, tmp_path):
+    spec_path = kafka_spec(tmp_path, orders_topic, "swap")
+    spec = load_spec(spec_path)
+    kill_at(spec_path, "publish", tmp_path)
+
+    # Live in Redis, but the offsets were not committed: the messages will be read again.
+    assert_orders(redis_client, spec, orders_topic)
+    assert committed(spec, orders_topic) == {0: NOT_COMMITTED, 1: NOT_COMMITTED, 2: NOT_COMMITTED}
+
+    assert rerun(spec_path)["read"] == MESSAGES
+    assert_orders(redis_client, spec, orders_topic)
+    assert committed(spec, orders_topic) == {0: 200, 1: 200, 2: 200}
+    assert rerun(spec_path)["read"] == 0
+
+
+# ---------------------------------------------------------------- logs, incremental ledger
+
+def test_logs_killed_between_write_and_gate_leave_the_ledger_empty(spark, services, redis_client, tmp_path):
+    import gzip
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    expected = {}
+    for number in range(4):
+        lines = []
+        for i in range(250):
+            event = number * 1000 + i
+            expected[event] = f"user-{event % 17}"
+            lines.append(json.dumps({"event": event, "user": f"user-{event % 17}"}))
+        data = ("\n".join(lines) + "\n").encode()
+        if number % 2:
+            (folder / f"app-{number}.log.gz").write_bytes(gzip.compress(data))
+        else:
+            (folder / f"app-{number}.log").write_bytes(data)
+    name = "crash_logs_" + uuid.uuid4().hex[:8]
+    spec_path = write_spec(tmp_path, {
+        "name": name,
+        "source": {"type": "logs", "path": str(folder), "format": "json", "incremental": True,
+                   "schema": {"event": "long", "user": "string"}},
+        "target": {"type": "redis", "connection": "test_redis", "key": f"{name}:{{event}}",
+                   "value": {"type": "string", "fields": ["user"]}},
+        "speed": {"channels": 2},
+    })
+    kill_at(spec_path, "synced", tmp_path)
+
+    assert not load_state(name).get("files")  # written but never gated: no file is in the ledger
+
+    summary = rerun(spec_path)
+    assert summary["read"] == 1000
+    keys = sorted(expected)
+    assert {k.decode() for k in redis_client.scan_iter(match=f"{name}:*")} == {f"{name}:{e}" for e in keys}
+    assert redis_client.mget([f"{name}:{e}" for e in keys]) == [expected[e].encode() for e in keys]
+    assert sorted(Path(p).name for p in load_state(name)["files"]) == [
+        "app-0.log", "app-1.log.gz", "app-2.log", "app-3.log.gz"]
+    assert rerun(spec_path)["read"] == 0
