@@ -106,6 +106,8 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "rows_per_second": round(stats.read / stats.seconds, 1) if stats and stats.seconds else 0.0,
         "bytes_per_second": round(stats.bytes / stats.seconds, 1) if stats and stats.seconds else 0.0,
         "dirty_reasons": stats.dirty_reasons if stats else {},
+        "retries": stats.retries if stats else 0,
+        "speed_limit": spec.speed.records_per_second,
         "gate": {"passed": bool(gate.get("passed")),
                  "checks": [{k: c[k] for k in ("name", "passed", "detail")} for c in gate.get("checks", [])]},
         "data_docs": gate.get("data_docs"),

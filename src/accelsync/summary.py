@@ -25,11 +25,13 @@ def render(summary: dict[str, Any]) -> str:
         f"  {'Job end time':<22}: {summary.get('ended') or '-'}",
         f"  {'Total time':<22}: {summary['seconds']:.1f}s (sync {summary.get('sync_seconds') or 0:.1f}s)",
         f"  {'Average flow':<22}: {_size(summary.get('bytes_per_second') or 0)}/s",
-        f"  {'Record write speed':<22}: {summary['rows_per_second']:,.0f}rec/s",
+        f"  {'Record write speed':<22}: {summary['rows_per_second']:,.0f}rec/s"
+        + (f" (limit {summary['speed_limit']:,}rec/s)" if summary.get("speed_limit") else ""),
         f"  {'Total read records':<22}: {summary['read']:,}",
         f"  {'Total written records':<22}: {summary['written']:,}",
         f"  {'Dirty records':<22}: {summary['dirty']:,}",
         f"  {'Filtered records':<22}: {summary.get('filtered', 0):,}",
+        f"  {'Retried partitions':<22}: {summary.get('retries', 0):,}",
         f"  {'Gate':<22}: {'passed' if gate.get('passed') else 'FAILED' if checks else 'not run'}"
         f" ({sum(c['passed'] for c in checks)}/{len(checks)} checks)",
     ]

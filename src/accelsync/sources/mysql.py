@@ -86,7 +86,17 @@ class MysqlSourceReader(Source):
     options: MysqlSource
 
     def plan(self, channels: int) -> Plan:
+        import pymysql
+
         conn = get_connection(self.options.connection)
+        try:
+            return self._plan(conn, channels)
+        except pymysql.err.OperationalError as exc:  # lost or killed connection, server shutdown
+            raise TransientError(f"MySQL planning query failed: {conn.redact(str(exc.args[-1]))}") from None
+        except pymysql.err.MySQLError as exc:  # e.g. a `where` the server rejects
+            raise TerminalError(f"source: MySQL rejected a planning query: {conn.redact(str(exc.args[-1]))}") from None
+
+    def _plan(self, conn: Connection, channels: int) -> Plan:
         with _connect(conn) as db:
             cursor = db.cursor()
             base = self._base_query()
@@ -122,7 +132,9 @@ class MysqlSourceReader(Source):
             for batch in reader:
                 if batch.num_rows:
                     yield conform(batch, plan.schema)
-        except Exception as exc:
+        except (GeneratorExit, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a lost connection surfaces as pyo3's PanicException
             raise _error(exc, conn) from None
 
     def publish(self, plan: Plan) -> dict:
@@ -239,6 +251,7 @@ def _error(exc: Exception, conn: Connection) -> Exception:
     if any(word in text.lower() for word in ("connection refused", "timed out", "broken pipe",
                                               "lost connection", "server has gone away", "reset by peer",
                                               "connection was killed", "query execution was interrupted",
-                                              "server shutdown in progress", "unexpected eof")):
+                                              "server shutdown in progress", "unexpected eof",
+                                              "server disconnected")):
         return TransientError(f"MySQL read failed: {text}")
     return TerminalError(f"MySQL read failed: {text}")
