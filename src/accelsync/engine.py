@@ -37,6 +37,8 @@ class SyncStats:
     partitions: int
     dirty_reasons: dict[str, int]
     retries: int = 0  # failed partition attempts that were retried (see accelsync.retry)
+    value_bytes: int = 0  # values before and after the sink's compression (0: no compression)
+    stored_bytes: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -168,7 +170,9 @@ def _collect(run: RunDir, started: datetime, seconds: float, partitions: int) ->
                      seconds=round(seconds, 3), read=yielded + read_dirty, written=written,
                      dirty=read_dirty + write_dirty, filtered=yielded - rows_in,
                      bytes=sum(r["bytes"] for r in reads), partitions=partitions, dirty_reasons=reasons,
-                     retries=sum(max(0, w.get("attempts", 1) - 1) for w in writes))
+                     retries=sum(max(0, w.get("attempts", 1) - 1) for w in writes),
+                     value_bytes=sum(w.get("value_bytes", 0) for w in writes),
+                     stored_bytes=sum(w.get("stored_bytes", 0) for w in writes))
 
 
 def load_stats(run: RunDir) -> SyncStats:

@@ -107,6 +107,7 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "bytes_per_second": round(stats.bytes / stats.seconds, 1) if stats and stats.seconds else 0.0,
         "dirty_reasons": stats.dirty_reasons if stats else {},
         "retries": stats.retries if stats else 0,
+        "compression": _compression(spec, stats),
         "speed_limit": spec.speed.records_per_second,
         "gate": {"passed": bool(gate.get("passed")),
                  "checks": [{k: c[k] for k in ("name", "passed", "detail")} for c in gate.get("checks", [])]},
@@ -119,6 +120,13 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
     from accelsync import history
     history.record(summary)
     return summary
+
+
+def _compression(spec: Spec, stats: SyncStats | None) -> dict[str, Any] | None:
+    codec = getattr(spec.target, "compression", "none")
+    if codec == "none" or stats is None:
+        return None
+    return {"codec": codec, "bytes_before": stats.value_bytes, "bytes_after": stats.stored_bytes}
 
 
 def report(spec: Spec, run_id: str, reason: str | None = None) -> dict[str, Any]:

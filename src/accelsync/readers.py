@@ -3,11 +3,15 @@
 A Redis target in `mode: swap` keeps each published version under its own prefix and one
 pointer key to the live one. Read the pointer once per request (or cache it briefly) and use
 it for every key of that request: all of them then come from the same version.
+
+`get` also undoes the target's `compression` (see `accelsync.codecs` for the stored format).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from accelsync.codecs import decode_value
 
 
 class RedisSwapReader:
@@ -29,7 +33,8 @@ class RedisSwapReader:
         return (prefix if prefix is not None else self.prefix()) + key
 
     def get(self, key: str) -> Any:
-        return self.client.get(self.key(key))
+        """A string or json value, decompressed when accelsync compressed it."""
+        return decode_value(self.client.get(self.key(key)))
 
     def hgetall(self, key: str) -> dict:
         return self.client.hgetall(self.key(key))

@@ -32,9 +32,14 @@ def render(summary: dict[str, Any]) -> str:
         f"  {'Dirty records':<22}: {summary['dirty']:,}",
         f"  {'Filtered records':<22}: {summary.get('filtered', 0):,}",
         f"  {'Retried partitions':<22}: {summary.get('retries', 0):,}",
-        f"  {'Gate':<22}: {'passed' if gate.get('passed') else 'FAILED' if checks else 'not run'}"
-        f" ({sum(c['passed'] for c in checks)}/{len(checks)} checks)",
     ]
+    compression = summary.get("compression")
+    if compression:
+        before, after = compression["bytes_before"], compression["bytes_after"]
+        ratio = f" ({after / before:.1%} of the original)" if before else ""
+        lines.append(f"  {'Compression':<22}: {compression['codec']}, values {_size(before)} -> {_size(after)}{ratio}")
+    lines.append(f"  {'Gate':<22}: {'passed' if gate.get('passed') else 'FAILED' if checks else 'not run'}"
+                 f" ({sum(c['passed'] for c in checks)}/{len(checks)} checks)")
     for item in checks:
         lines.append(f"    [{'ok' if item['passed'] else 'FAIL'}] {item['name']}: {item['detail']}")
     if summary.get("dirty_reasons"):

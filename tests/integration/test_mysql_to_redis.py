@@ -11,9 +11,11 @@ from decimal import Decimal
 import pytest
 
 from accelsync import pipeline
+from accelsync.codecs import decode_value
 from accelsync.errors import GateFailed
 from accelsync.runs import RunDir
 from accelsync.spec import parse_spec
+from accelsync.summary import render
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +133,53 @@ def test_json_values_and_ttl(spark, typed_table, redis_client, run_id):
             "raw": None if row["raw"] is None else base64.b64encode(row["raw"]).decode(),
         }
         assert 7100 < redis_client.ttl(f"doc:{row['id']}") <= 7200
+
+
+@pytest.mark.parametrize("codec", ["zstd", "snappy", "gzip"])
+def test_compressed_values_carry_the_documented_marker_and_decode_with_standard_libraries(
+        spark, typed_table, redis_client, run_id, codec):
+    import gzip
+
+    import cramjam
+    import zstandard
+
+    def target(prefix: str, **extra):
+        return {"type": "redis", "connection": "test_redis", "key": prefix + ":{id}",
+                "value": {"type": "json", "fields": ["name", "note", "price", "measure", "flag"]}, **extra}
+
+    plain = pipeline.run(make_spec(name="plain_json", target=target("plain")), run_id + "p")
+    packed = pipeline.run(make_spec(name="packed_json", target=target("packed", compression=codec)), run_id)
+    assert plain["status"] == packed["status"] == "published", packed["reason"]
+
+    decompress = {"zstd": zstandard.ZstdDecompressor().decompress, "gzip": gzip.decompress,
+                  "snappy": lambda data: bytes(cramjam.snappy.decompress_raw(data))}[codec]
+    stored_sizes = plain_sizes = 0
+    for row in typed_table:
+        stored = redis_client.get(f"packed:{row['id']}")
+        original = redis_client.get(f"plain:{row['id']}")
+        assert stored[:2] == b"\xff" + {"zstd": b"z", "snappy": b"s", "gzip": b"g"}[codec]
+        assert decompress(stored[2:]) == original
+        assert decode_value(stored) == original  # the library's reader helper agrees
+        stored_sizes += len(stored)
+        plain_sizes += len(original)
+    assert packed["compression"] == {"codec": codec, "bytes_before": plain_sizes, "bytes_after": stored_sizes}
+    assert f"Compression           : {codec}, values" in render(packed)
+    assert next(c for c in packed["gate"]["checks"] if c["name"] == "readback")["passed"]
+
+
+def test_speed_limit_holds_and_is_shown_in_the_summary(spark, mysql, redis_client, run_id):
+    mysql.cursor().execute("CREATE TABLE paced (id INT PRIMARY KEY, name VARCHAR(20))")
+    mysql.cursor().executemany("INSERT INTO paced VALUES (%s, %s)", [(i, f"n{i}") for i in range(1, 2001)])
+    spec = make_spec(source={"type": "mysql", "connection": "test_mysql", "table": "paced", "split_pk": "id",
+                             "fetch_size": 100},
+                     target={"type": "redis", "connection": "test_redis", "key": "paced:{id}",
+                             "value": {"type": "string", "fields": ["name"]}},
+                     speed={"channels": 2, "records_per_second": 1000})
+    summary = pipeline.run(spec, run_id)
+    assert summary["status"] == "published" and summary["written"] == 2000
+    assert summary["rows_per_second"] <= 1000 * 1.05  # a limit, so only an upper bound holds
+    assert summary["speed_limit"] == 1000
+    assert "Record write speed" in render(summary) and "(limit 1,000rec/s)" in render(summary)
 
 
 def test_string_value_null_is_dirty_and_counted(spark, typed_table, redis_client, run_id):

@@ -26,6 +26,10 @@ from accelsync.spec import Spec
 class BatchWriter(ABC):
     """Writes batches to the target from one Spark task."""
 
+    # Bytes of the values before and after compression, for sinks that compress them.
+    value_bytes = 0
+    stored_bytes = 0
+
     @abstractmethod
     def write(self, batch: pa.RecordBatch) -> list[tuple[int, str]]:
         """Write the batch; return (row index, reason) for each row that was not written."""
@@ -89,6 +93,8 @@ class PartitionStats:
     wait_reader_seconds: float = 0.0
     write_seconds: float = 0.0
     snapshot_seconds: float = 0.0
+    value_bytes: int = 0
+    stored_bytes: int = 0
     snapshot: str | None = None
     dirty_file: str | None = None
     dirty_reasons: dict[str, int] = field(default_factory=dict)
@@ -159,6 +165,7 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
         tick = time.monotonic()
         writer.flush()
         stats.write_seconds += time.monotonic() - tick
+        stats.value_bytes, stats.stored_bytes = writer.value_bytes, writer.stored_bytes
     finally:
         writer.close()
         if snapshot is not None:

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from accelsync.codecs import compress_array, decode_value, total_bytes
 from accelsync.connections import Connection, get_connection
 from accelsync.errors import TerminalError, TransientError
 from accelsync.registry import register_sink
@@ -56,8 +57,6 @@ class RedisSink(Sink):
         self.ttl_ms = int(self.options.ttl.total_seconds() * 1000) if self.options.ttl else None
 
     def prepare(self, run_id: str) -> dict[str, Any]:
-        if self.options.compression != "none":
-            raise TerminalError("target.compression: not available in this version; use none")
         client = self._client()
         try:
             client.ping()
@@ -126,6 +125,8 @@ class RedisSink(Sink):
             actual = pipe.execute()
         finally:
             client.close()
+        if self.options.compression != "none" and kind != "hash":
+            actual = [decode_value(value) for value in actual]
         mismatches: list[dict[str, Any]] = []
         for key, row, got in zip(keys, rows, actual):
             if kind == "hash":
@@ -260,6 +261,10 @@ class _RedisWriter(BatchWriter):
             replies = rows + pc.sum(has_nulls.cast(pa.int64())).as_py()
         else:
             value = values[0] if kind == "string" else _json_objects(batch, self.fields)
+            if self.options.compression != "none":
+                self.value_bytes += total_bytes(value)
+                value = compress_array(value, self.options.compression)
+                self.stored_bytes += total_bytes(value)
             if self.ttl_ms:
                 parts = [b"*5\r\n$3\r\nSET\r\n", key_bulk, resp.bulk(value),
                          b"$2\r\nPX\r\n" + resp.bulk_literal(str(self.ttl_ms))]
