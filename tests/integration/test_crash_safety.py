@@ -27,7 +27,7 @@ from accelsync.readers import RedisSwapReader
 from accelsync.spec import load_spec
 from accelsync.state import load_state
 
-from test_kafka_source import NOT_COMMITTED, SERVERS, committed, produce
+from test_kafka_source import NOT_COMMITTED, committed, produce, topic  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -161,16 +161,10 @@ MESSAGES = 600
 
 
 @pytest.fixture()
-def orders_topic(services):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    name = "accelsync_crash_" + uuid.uuid4().hex[:10]
-    admin = AdminClient({"bootstrap.servers": SERVERS})
-    for future in admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)]).values():
-        future.result(timeout=30)
-    produce(name, [(i % 3, f"k{i}".encode(), json.dumps({"order_id": i, "amount": i * 1.5}).encode())
-                   for i in range(MESSAGES)])
-    return name
+def orders_topic(topic):
+    produce(topic, [(i % 3, f"k{i}".encode(), json.dumps({"order_id": i, "amount": i * 1.5}).encode())
+                    for i in range(MESSAGES)])
+    return topic
 
 
 def kafka_spec(tmp_path: Path, topic: str, mode: str) -> Path:

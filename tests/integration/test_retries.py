@@ -116,15 +116,24 @@ def expected_items(prefix: str = "") -> dict[bytes, bytes]:
     return {f"{prefix}item:{i}".encode(): f"item {i}".encode() for i in range(1, ROWS + 1)}
 
 
-def test_redis_restarted_mid_write_is_retried_and_the_run_converges(spark, items, own_redis):
-    server = own_redis(persistent=True)
+def sync_through_an_outage(server: RedisServer, name: str, down_for: float | None) -> dict:
+    """Sync `items` into the server in swap mode; once 800 keys are in, stop the server and
+    start it again `down_for` seconds later (None: leave it down). Returns the summary."""
     client = server.client()
-    thread, summary = in_background(items_spec("retry_redis_restart", "retry_redis", mode="swap"))
+    thread, summary = in_background(items_spec(name, "retry_redis", mode="swap"))
     wait_for(lambda: client.dbsize() > 800, 120, "the first writes")
     server.stop()
-    time.sleep(1.0)
-    server.start()
+    if down_for is not None:
+        time.sleep(down_for)
+        server.start()
     thread.join(300)
+    assert not thread.is_alive(), "the run did not end"
+    return summary
+
+
+def test_redis_restarted_mid_write_is_retried_and_the_run_converges(spark, items, own_redis):
+    server = own_redis(persistent=True)
+    summary = sync_through_an_outage(server, "retry_redis_restart", down_for=1.0)
 
     assert summary["status"] == "published", summary["reason"]
     assert summary["retries"] >= 1
@@ -139,13 +148,7 @@ def test_redis_that_loses_its_data_in_a_restart_fails_the_gate_and_publishes_not
     # its rows are lost with the server's memory and no retry writes them again.
     items.cursor().execute("UPDATE items SET id = id + 100000 WHERE id > 100")
     server = own_redis(persistent=False)
-    client = server.client()
-    thread, summary = in_background(items_spec("retry_redis_lost", "retry_redis", mode="swap"))
-    wait_for(lambda: client.dbsize() > 800, 120, "the first writes")
-    server.stop()
-    time.sleep(0.5)
-    server.start()
-    thread.join(300)
+    summary = sync_through_an_outage(server, "retry_redis_lost", down_for=0.5)
 
     assert summary["status"] == "failed"
     assert summary["retries"] >= 1
@@ -154,12 +157,7 @@ def test_redis_that_loses_its_data_in_a_restart_fails_the_gate_and_publishes_not
 
 
 def test_redis_down_for_good_fails_with_the_cause_after_retries(spark, items, own_redis):
-    server = own_redis(persistent=False)
-    client = server.client()
-    thread, summary = in_background(items_spec("retry_redis_down", "retry_redis", mode="swap"))
-    wait_for(lambda: client.dbsize() > 300, 120, "the first writes")
-    server.stop()
-    thread.join(300)
+    summary = sync_through_an_outage(own_redis(persistent=False), "retry_redis_down", down_for=None)
 
     assert summary["status"] == "failed"
     assert "failed 4 times" in summary["reason"] and "Redis" in summary["reason"], summary["reason"]
