@@ -45,11 +45,9 @@ def get_spark(settings: SparkSettings | None = None):
 
     from accelsync.spark_io import AccelsyncSink, AccelsyncSnapshot, AccelsyncSource
 
-    builder = SparkSession.builder.appName("accelsync")
-    if settings.master:
-        builder = builder.master(settings.master)
-    elif "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit, which sets the master
-        builder = builder.master("local[*]")
+    builder = SparkSession.builder
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit, which sets name and master
+        builder = builder.appName("accelsync").master(settings.master or "local[*]")
     for key, value in {**DEFAULTS, **settings.spark_conf()}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

@@ -208,3 +208,46 @@ def kafka_topic(services):
             future.result(timeout=30)
         except Exception:
             pass
+
+
+SUBMIT_SCRIPT = """
+import json, sys
+from accelsync.dag_factory import build_dags
+
+dags, errors = build_dags(sys.argv[1])
+assert not errors, errors
+task = dags[sys.argv[2]].get_task("sync")
+task.execute({"run_id": sys.argv[3]})
+print(json.dumps({"operator": type(task).__name__}))
+"""
+
+
+def test_airflow_sync_task_submits_to_the_cluster(cluster, known_apps, mysql_typed, redis_client, tmp_path):
+    """The DAG's `sync` task, built with a cluster configured, runs spark-submit jobs/sync_job.py."""
+    from accelsync.runs import RunDir
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    spec = {"name": "test_cluster_submit",
+            "source": {"type": "mysql", "connection": "test_mysql", "table": "typed", "split_pk": "id"},
+            "target": {"type": "redis", "connection": "test_redis", "key": "sub:{id}",
+                       "value": {"type": "hash", "fields": ["name", "price"]}},
+            "speed": {"channels": 2}}
+    (specs / "submit.yaml").write_text(yaml.safe_dump(spec))
+    run_id = "manual__2024-01-01T00:00:00+00:00"
+    env = {**os.environ, "ACCELSYNC_SPARK_MASTER": cluster.url, "ACCELSYNC_SPARK_EXECUTORS": "2",
+           "ACCELSYNC_SPARK_EXECUTOR_MEMORY": "512m", "SPARK_LOCAL_IP": "127.0.0.1"}
+
+    done = subprocess.run([sys.executable, "-c", SUBMIT_SCRIPT, str(specs), spec["name"], run_id], env=env,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"operator": "SparkSyncOperator"}
+    stats = RunDir(spec["name"], run_id).read_json("sync.json")
+    assert (stats["read"], stats["written"], stats["dirty"]) == (3, 3, 0)
+    assert sorted(redis_client.keys("*")) == [b"sub:1", b"sub:2", b"sub:3"]
+    for row in mysql_typed:
+        expected = {k.encode(): mysql_case.mysql_text(row[k]) for k in ("name", "price") if row[k] is not None}
+        assert redis_client.hgetall(f"sub:{row['id']}") == expected
+    app = finished_app(cluster, known_apps)
+    assert app["name"] == "accelsync-test_cluster_submit" and app["cores"] == 2, app
