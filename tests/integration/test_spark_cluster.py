@@ -217,32 +217,41 @@ from accelsync.dag_factory import build_dags
 dags, errors = build_dags(sys.argv[1])
 assert not errors, errors
 task = dags[sys.argv[2]].get_task("sync")
-task.execute({"run_id": sys.argv[3]})
-print(json.dumps({"operator": type(task).__name__}))
+try:
+    task.execute({"run_id": sys.argv[3]})
+    error = None
+except Exception as exc:
+    error = [type(exc).__name__, str(exc)]
+print(json.dumps({"operator": type(task).__name__, "error": error}))
 """
+
+
+def submit(cluster: StandaloneCluster, spec: dict, folder: Path, run_id: str) -> dict:
+    """Build the spec's DAG with the cluster configured and execute its `sync` task, in a subprocess."""
+    specs = folder / "specs"
+    specs.mkdir()
+    (specs / "spec.yaml").write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "ACCELSYNC_SPARK_MASTER": cluster.url, "ACCELSYNC_SPARK_EXECUTORS": "2",
+           "ACCELSYNC_SPARK_EXECUTOR_MEMORY": "512m", "SPARK_LOCAL_IP": "127.0.0.1"}
+    done = subprocess.run([sys.executable, "-c", SUBMIT_SCRIPT, str(specs), spec["name"], run_id], env=env,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_airflow_sync_task_submits_to_the_cluster(cluster, known_apps, mysql_typed, redis_client, tmp_path):
     """The DAG's `sync` task, built with a cluster configured, runs spark-submit jobs/sync_job.py."""
     from accelsync.runs import RunDir
 
-    specs = tmp_path / "specs"
-    specs.mkdir()
     spec = {"name": "test_cluster_submit",
             "source": {"type": "mysql", "connection": "test_mysql", "table": "typed", "split_pk": "id"},
             "target": {"type": "redis", "connection": "test_redis", "key": "sub:{id}",
                        "value": {"type": "hash", "fields": ["name", "price"]}},
             "speed": {"channels": 2}}
-    (specs / "submit.yaml").write_text(yaml.safe_dump(spec))
     run_id = "manual__2024-01-01T00:00:00+00:00"
-    env = {**os.environ, "ACCELSYNC_SPARK_MASTER": cluster.url, "ACCELSYNC_SPARK_EXECUTORS": "2",
-           "ACCELSYNC_SPARK_EXECUTOR_MEMORY": "512m", "SPARK_LOCAL_IP": "127.0.0.1"}
 
-    done = subprocess.run([sys.executable, "-c", SUBMIT_SCRIPT, str(specs), spec["name"], run_id], env=env,
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert submit(cluster, spec, tmp_path, run_id) == {"operator": "SparkSyncOperator", "error": None}
 
-    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"operator": "SparkSyncOperator"}
     stats = RunDir(spec["name"], run_id).read_json("sync.json")
     assert (stats["read"], stats["written"], stats["dirty"]) == (3, 3, 0)
     assert sorted(redis_client.keys("*")) == [b"sub:1", b"sub:2", b"sub:3"]
@@ -251,3 +260,20 @@ def test_airflow_sync_task_submits_to_the_cluster(cluster, known_apps, mysql_typ
         assert redis_client.hgetall(f"sub:{row['id']}") == expected
     app = finished_app(cluster, known_apps)
     assert app["name"] == "accelsync-test_cluster_submit" and app["cores"] == 2, app
+
+
+def test_airflow_sync_task_fails_at_once_on_a_bad_spec(cluster, known_apps, mysql_typed, tmp_path):
+    """A terminal error in the submitted driver (a transform naming no column) fails the task
+    without retries (AirflowFailException), with accelsync's message."""
+    spec = {"name": "test_cluster_submit_bad",
+            "source": {"type": "mysql", "connection": "test_mysql", "table": "typed", "split_pk": "id"},
+            "transform": {"filter": "no_such_column > 0"},
+            "target": {"type": "redis", "connection": "test_redis", "key": "bad:{id}"}}
+
+    outcome = submit(cluster, spec, tmp_path, "manual__2024-01-02T00:00:00+00:00")
+
+    assert outcome["operator"] == "SparkSyncOperator"
+    kind, message = outcome["error"]
+    assert kind == "AirflowFailException" and message.startswith("transform: "), outcome
+    assert "no_such_column" in message
+    finished_app(cluster, known_apps)
