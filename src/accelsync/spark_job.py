@@ -1,6 +1,6 @@
 """What `spark-submit jobs/sync_job.py` runs in the Spark driver.
 
-    sync_job.py SPEC [--run-id ID]                 plan, sync, gate, publish (as `accelsync run`)
+    sync_job.py SPEC [--run-id ID] [--json]        plan, sync, gate, publish (as `accelsync run`)
     sync_job.py SPEC --run-id ID --stage sync      only the sync stage of an Airflow DAG run
 
 The `sync` stage leaves its outcome where the Airflow tasks look: the run folder's stats, and on
@@ -24,11 +24,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("spec")
     parser.add_argument("--run-id", default=None)
     parser.add_argument("--stage", choices=["all", "sync"], default="all")
-    args = parser.parse_args(argv)
-    if args.stage == "all":
+    args, rest = parser.parse_known_args(argv)
+    if args.stage == "all":  # every other option is `accelsync run`'s (--json ...)
         from accelsync.cli import main as cli_main
 
-        return cli_main(["run", args.spec, *(["--run-id", args.run_id] if args.run_id else [])])
+        return cli_main(["run", args.spec, *(["--run-id", args.run_id] if args.run_id else []), *rest])
+    if rest:
+        parser.error(f"unknown options for --stage sync: {' '.join(rest)}")
     if not args.run_id:
         parser.error("--stage sync needs the DAG run's --run-id")
     return sync_stage(args.spec, args.run_id)

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,9 @@ import yaml
 
 import test_kafka_source as kafka_case
 import test_mysql_to_redis as mysql_case
+# Their fixtures: a fresh 3-partition topic, and the typed MySQL table with its rows.
+from test_kafka_source import topic  # noqa: F401
+from test_mysql_to_redis import typed_table  # noqa: F401
 from ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -131,8 +133,7 @@ def known_apps() -> set[str]:
     return set()
 
 
-def test_mysql_to_redis_on_the_cluster_ships_accelsync(cluster, known_apps, mysql_typed, test_database,
-                                                        redis_client, tmp_path):
+def test_mysql_to_redis_on_the_cluster_ships_accelsync(cluster, known_apps, typed_table, redis_client, tmp_path):
     spec = {"name": "test_cluster_mysql_redis",
             "source": {"type": "mysql", "connection": "test_mysql", "table": "typed", "split_pk": "id"},
             "target": {"type": "redis", "connection": "test_redis", "key": "typed:{id}",
@@ -145,7 +146,7 @@ def test_mysql_to_redis_on_the_cluster_ships_accelsync(cluster, known_apps, mysq
     assert summary["status"] == "published", summary["reason"]
     assert (summary["read"], summary["written"], summary["dirty"]) == (3, 3, 0)
     assert sorted(redis_client.keys("*")) == [b"typed:1", b"typed:2", b"typed:3"]
-    for row in mysql_typed:
+    for row in typed_table:
         stored = redis_client.hgetall(f"typed:{row['id']}")
         expected = {k.encode(): mysql_case.mysql_text(v) for k, v in row.items() if v is not None}
         floats = {b"ratio", b"measure"}
@@ -160,16 +161,16 @@ def test_mysql_to_redis_on_the_cluster_ships_accelsync(cluster, known_apps, mysq
     assert shipped, f"no worker received accelsync's zip for {app['id']}"
 
 
-def test_kafka_to_redis_on_the_cluster_with_the_spec_override(cluster, known_apps, kafka_topic, redis_client,
+def test_kafka_to_redis_on_the_cluster_with_the_spec_override(cluster, known_apps, topic, redis_client,
                                                               tmp_path):
     placed = {i: (i % 3, i // 3) for i in range(60)}
-    kafka_case.produce(kafka_topic, [(p, f"key-{i}".encode(), json.dumps(kafka_case.order(i)).encode())
+    kafka_case.produce(topic, [(p, f"key-{i}".encode(), json.dumps(kafka_case.order(i)).encode())
                                      for i, (p, _) in placed.items()])
-    suffix = kafka_topic.rsplit("_", 1)[-1]
+    suffix = topic.rsplit("_", 1)[-1]
     spec = {"name": "test_cluster_kafka_" + suffix,
-            "source": {"type": "kafka", "connection": "kafka_default", "topic": kafka_topic,
+            "source": {"type": "kafka", "connection": "kafka_default", "topic": topic,
                        "schema": kafka_case.SCHEMA},
-            "target": {"type": "redis", "connection": "test_redis", "key": kafka_case.key_prefix(kafka_topic)
+            "target": {"type": "redis", "connection": "test_redis", "key": kafka_case.key_prefix(topic)
                        + ":{order_id}", "value": {"type": "hash", "fields": kafka_case.FIELDS}},
             "speed": {"channels": 2},
             "spark": {"executors": 1, "executor_cores": 1, "executor_memory": "512m"}}
@@ -179,35 +180,9 @@ def test_kafka_to_redis_on_the_cluster_with_the_spec_override(cluster, known_app
 
     assert summary["status"] == "published", summary["reason"]
     assert (summary["read"], summary["written"], summary["dirty"]) == (60, 60, 0)
-    kafka_case.assert_stored(redis_client, kafka_topic, placed)
+    kafka_case.assert_stored(redis_client, topic, placed)
     app = finished_app(cluster, known_apps)
     assert app["name"] == "accelsync" and app["cores"] == 1, app  # the spec's executors: 1
-
-
-@pytest.fixture()
-def mysql_typed(mysql):
-    cursor = mysql.cursor()
-    cursor.execute(mysql_case.TYPES_TABLE)
-    cursor.executemany("INSERT INTO typed VALUES (" + ", ".join(["%s"] * 24) + ")", mysql_case.TYPES_ROWS)
-    cursor.execute("SELECT * FROM typed ORDER BY id")
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
-
-
-@pytest.fixture()
-def kafka_topic(services):
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    name = "accelsync_test_" + uuid.uuid4().hex[:10]
-    admin = AdminClient({"bootstrap.servers": kafka_case.SERVERS})
-    for future in admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)]).values():
-        future.result(timeout=30)
-    yield name
-    for future in admin.delete_topics([name]).values():
-        try:
-            future.result(timeout=30)
-        except Exception:
-            pass
 
 
 SUBMIT_SCRIPT = """
@@ -239,7 +214,7 @@ def submit(cluster: StandaloneCluster, spec: dict, folder: Path, run_id: str) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_airflow_sync_task_submits_to_the_cluster(cluster, known_apps, mysql_typed, redis_client, tmp_path):
+def test_airflow_sync_task_submits_to_the_cluster(cluster, known_apps, typed_table, redis_client, tmp_path):
     """The DAG's `sync` task, built with a cluster configured, runs spark-submit jobs/sync_job.py."""
     from accelsync.runs import RunDir
 
@@ -255,14 +230,14 @@ def test_airflow_sync_task_submits_to_the_cluster(cluster, known_apps, mysql_typ
     stats = RunDir(spec["name"], run_id).read_json("sync.json")
     assert (stats["read"], stats["written"], stats["dirty"]) == (3, 3, 0)
     assert sorted(redis_client.keys("*")) == [b"sub:1", b"sub:2", b"sub:3"]
-    for row in mysql_typed:
+    for row in typed_table:
         expected = {k.encode(): mysql_case.mysql_text(row[k]) for k in ("name", "price") if row[k] is not None}
         assert redis_client.hgetall(f"sub:{row['id']}") == expected
     app = finished_app(cluster, known_apps)
     assert app["name"] == "accelsync-test_cluster_submit" and app["cores"] == 2, app
 
 
-def test_airflow_sync_task_fails_at_once_on_a_bad_spec(cluster, known_apps, mysql_typed, tmp_path):
+def test_airflow_sync_task_fails_at_once_on_a_bad_spec(cluster, known_apps, typed_table, tmp_path):
     """A terminal error in the submitted driver (a transform naming no column) fails the task
     without retries (AirflowFailException), with accelsync's message."""
     spec = {"name": "test_cluster_submit_bad",
