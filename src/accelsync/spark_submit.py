@@ -2,8 +2,9 @@
 
 `sync_task(spec, spec_path)` decides at DAG parse time from the deployment's Spark settings and
 the spec's `spark:` section (`accelsync.spark_settings`): no cluster master means the in-process
-`SyncOperator` (local mode); a cluster master means `SparkSyncOperator`, the Spark provider's
-SparkSubmitOperator running `jobs/sync_job.py SPEC --run-id RUN --stage sync`.
+`SyncOperator` (local mode); a cluster master means `SparkSyncOperator`
+(`accelsync.spark_sync_operator`), the Spark provider's SparkSubmitOperator running
+`jobs/sync_job.py SPEC --run-id RUN --stage sync`.
 
 How the submitted driver gets what it needs (client deploy mode: the driver runs beside the
 Airflow task, which can reach Airflow's connections and the run folder):
@@ -21,12 +22,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from accelsync.spark_settings import SparkSettings, for_spec
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator, Context
+    from airflow.sdk import BaseOperator
 
     from accelsync.spec import Spec
 
@@ -42,9 +43,10 @@ def sync_task(spec: Spec, spec_path: str) -> BaseOperator:
         from accelsync.operators import SyncOperator
 
         return SyncOperator(task_id="sync", spec_path=spec_path, doc_md=SYNC_DOC)
-    operator = _operator_class()
-    return operator(task_id="sync", spec_path=spec_path, spec_name=spec.name, settings=settings,
-                    doc_md=SYNC_DOC + f" Submitted to the Spark cluster `{settings.master}`.")
+    from accelsync.spark_sync_operator import SparkSyncOperator  # the provider: only when needed
+
+    return SparkSyncOperator(task_id="sync", spec_path=spec_path, spec_name=spec.name, settings=settings,
+                             doc_md=SYNC_DOC + f" Submitted to the Spark cluster `{settings.master}`.")
 
 
 def job_path() -> str:
@@ -55,58 +57,9 @@ def job_path() -> str:
     return str(Path(__file__).resolve().parents[2] / "jobs" / "sync_job.py")
 
 
-_CLASS = None
-
-
-def _operator_class():
-    """SparkSyncOperator, defined on first use: the provider is imported only when a DAG needs it."""
-    global _CLASS
-    if _CLASS is not None:
-        return _CLASS
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-    from airflow.sdk.exceptions import AirflowFailException
-
-    class SparkSyncOperator(SparkSubmitOperator):
-        """spark-submit of the sync stage; a terminal accelsync error fails at once (no retry)."""
-
-        template_fields = ("spec_path",)
-        ui_color = "#cfe3f7"
-
-        def __init__(self, *, spec_path: str, spec_name: str, settings: SparkSettings, **kwargs: Any) -> None:
-            super().__init__(application=job_path(), conn_id=SPARK_CONN_ID, name=f"accelsync-{spec_name}",
-                             conf=settings.spark_conf(), deploy_mode="client", **kwargs)
-            self.spec_path = spec_path
-            self.spec_name = spec_name
-            self.settings = settings
-
-        def execute(self, context: Context) -> None:
-            from accelsync.runs import RunDir, safe_run_id
-            from accelsync.spark_code import build_zip, default_folder
-            from accelsync.spark_job import FAILURE_FILE
-
-            run = RunDir(self.spec_name, safe_run_id(context["run_id"]))
-            run.file(FAILURE_FILE).unlink(missing_ok=True)
-            self.application_args = [self.spec_path, "--run-id", run.run_id, "--stage", "sync"]
-            if self.settings.code == "ship":
-                self.py_files = str(build_zip(default_folder()))
-            os.environ.update(submit_environment(self.spec_path, self.settings))
-            try:
-                super().execute(context)
-            except Exception as exc:
-                if run.exists(FAILURE_FILE):
-                    failure = run.read_json(FAILURE_FILE)
-                    if not failure.get("retryable"):
-                        raise AirflowFailException(failure["error"]) from exc
-                    raise RuntimeError(failure["error"]) from exc
-                raise
-
-    _CLASS = SparkSyncOperator
-    return _CLASS
-
-
 def submit_environment(spec_path: str, settings: SparkSettings) -> dict[str, str]:
-    """What spark-submit's process needs in its environment: the Spark connection (when the
-    deployment names a master), the spec's connections as resolved here, spark-submit on PATH."""
+    """What spark-submit's process needs in its environment: the Spark connection naming the
+    master, the spec's connections as resolved here, and spark-submit on PATH."""
     from accelsync.connections import env_name, for_spec as connections_for_spec
     from accelsync.spec import load_spec
 
