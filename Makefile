@@ -8,10 +8,14 @@ PY      = $(VENV)/bin/python
 setup: system-deps $(VENV)/.installed
 
 # Spark needs a Java runtime; MariaDB and Redis are installed by `accelsync devstack up`.
+# docker-compose (Debian's) validates docker/compose.yaml in the tests; no Docker engine needed.
 system-deps:
 	@command -v java >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless; \
 	  else echo "Spark needs Java 17: install openjdk-17-jre-headless" >&2; exit 1; fi; }
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose; \
+	  else echo "the docker/ tests need docker-compose: install the Debian package docker-compose" >&2; fi; }
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +39,7 @@ bench: setup
 	$(PY) bench/kafka_to_redis.py --rows 1000000
 	$(PY) bench/logs_to_redis.py --rows 1000000
 	$(PY) bench/mysql_to_hbase.py --rows 1000000
+	$(PY) bench/dag_parse.py --specs 50
 
 clean:
 	rm -rf .accelsync build *.egg-info src/*.egg-info

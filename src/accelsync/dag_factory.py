@@ -21,8 +21,8 @@ from typing import Any
 from airflow.sdk import DAG
 
 from accelsync.errors import SpecError
-from accelsync.operators import (GateOperator, PublishOperator, ReportOperator, SpecErrorOperator,
-                                 SyncOperator)
+from accelsync.operators import GateOperator, PublishOperator, ReportOperator, SpecErrorOperator
+from accelsync.spark_submit import sync_task
 from accelsync.spec import NAME_PATTERN, Spec, format_duration, load_spec, spec_files
 
 # A fixed start in the past: with catchup off, a scheduled DAG starts at its next interval.
@@ -66,8 +66,7 @@ def build_dag(spec: Spec, spec_path: str | Path) -> DAG:
         doc_md=doc_md(spec, spec_path),
         auto_register=False,
     ) as dag:
-        sync = SyncOperator(task_id="sync", spec_path=spec_path,
-                            doc_md="Read the source and write the target where readers do not yet rely on it.")
+        sync = sync_task(spec, spec_path)  # in-process, or spark-submit to a configured cluster
         gate = GateOperator(task_id="gate", spec_path=spec_path,
                             doc_md="Great Expectations suite, reconciliation, read-back sample, timeliness.")
         publish = PublishOperator(task_id="publish", spec_path=spec_path,

@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from accelsync import spark_settings
 from accelsync.engine import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
 from accelsync.faults import pause_point
@@ -29,7 +30,7 @@ def stage_sync(spec: Spec, run_id: str, deadline: float | None = None) -> SyncSt
     run = RunDir(spec.name, run_id)
     run.write_json("run.json", {"name": spec.name, "run_id": run_id,
                                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    return engine.sync(get_spark(), spec, run, deadline)
+    return engine.sync(get_spark(spark_settings.for_spec(spec)), spec, run, deadline)
 
 
 def stage_gate(spec: Spec, run_id: str) -> dict[str, Any]:

@@ -392,6 +392,31 @@ class Freshness(Model):
     max_lag: Duration
 
 
+class SparkOptions(Model):
+    """Where and how big the sync's Spark application runs; every field optional.
+
+    In a spec, the `spark:` section overrides the deployment's settings (see
+    `accelsync.spark_settings`) for this sync only; it applies when the sync starts its own Spark
+    application (`accelsync run`, spark-submit from Airflow), not to a session already running.
+    """
+
+    master: Optional[str] = Field(default=None, min_length=1,
+                                  description="local[*], spark://host:7077, yarn, k8s://https://host:443")
+    executors: Optional[int] = Field(default=None, ge=1, le=100_000)
+    executor_cores: Optional[int] = Field(default=None, ge=1, le=1024)
+    executor_memory: Optional[str] = Field(default=None, pattern=r"^\d+[kmgt]?$", examples=["4g"])
+    driver_memory: Optional[str] = Field(default=None, pattern=r"^\d+[kmgt]?$", examples=["2g"])
+    conf: dict[str, str] = Field(default_factory=dict, description="extra Spark properties")
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _conf_text(cls, v):
+        """YAML gives numbers and booleans; Spark properties are text."""
+        if isinstance(v, dict):
+            return {str(k): (str(x).lower() if isinstance(x, bool) else str(x)) for k, x in v.items()}
+        return v
+
+
 class Quality(Model):
     suite: Optional[str] = None
     reconcile: Reconcile = Reconcile()
@@ -416,6 +441,7 @@ class Spec(Model):
     speed: Speed = Speed()
     error_limit: ErrorLimit = ErrorLimit()
     quality: Quality = Quality()
+    spark: Optional[SparkOptions] = None
 
     @model_validator(mode="after")
     def _columns_exist(self):
