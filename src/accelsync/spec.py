@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
+from urllib.parse import quote
 
 import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
@@ -283,6 +284,10 @@ class RedisTarget(Model):
     def columns_used(self) -> dict[str, list[str]]:
         return {"key": self.key.columns, "value": self.value.value_columns() or []}
 
+    def asset_uri(self) -> str:
+        """The Airflow Asset of these keys: `redis://<connection id>/<key template>`."""
+        return f"redis://{self.connection}/{quote(self.key.text, safe=':')}"
+
 
 class Salt(Model):
     buckets: int = Field(ge=1, le=65536)
@@ -323,6 +328,10 @@ class HbaseTarget(Model):
             used["version_column"] = [self.version_column]
         return used
 
+    def asset_uri(self) -> str:
+        """The Airflow Asset of this table: `hbase://<connection id>/<table>`."""
+        return f"hbase://{self.connection}/{quote(self.table, safe=':')}"
+
 
 class DruidTimestamp(Model):
     column: str
@@ -362,6 +371,10 @@ class DruidTarget(Model):
     def columns_used(self) -> dict[str, list[str]]:
         return {"timestamp": [self.timestamp.column], "dimensions": list(self.dimensions),
                 "metrics": [m.field for m in self.metrics if m.field]}
+
+    def asset_uri(self) -> str:
+        """The Airflow Asset of this datasource: `druid://<connection id>/<datasource>`."""
+        return f"druid://{self.connection}/{quote(self.datasource)}"
 
 
 Target = Annotated[Union[RedisTarget, HbaseTarget, DruidTarget], Field(discriminator="type")]

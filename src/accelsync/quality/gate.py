@@ -11,13 +11,12 @@ the target itself through the sink's real client:
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Any
 
 from accelsync.engine import SyncStats, apply_transform, load_plan, snapshot_files
 from accelsync.registry import sink_class
-from accelsync.runs import RunDir, home
+from accelsync.runs import RunDir, data_docs_root
 from accelsync.spec import Spec
 
 
@@ -61,7 +60,7 @@ def run_gate(spark, spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: 
 def _suite(frame, spec: Spec, run: RunDir) -> tuple[list[dict[str, Any]], str | None]:
     from accelsync.quality.expectations import validate_dataframe
 
-    docs_root = os.environ.get("ACCELSYNC_DATA_DOCS", str(home() / "gx"))
+    docs_root = str(data_docs_root())
     result = validate_dataframe(frame, spec.quality.suite, run_name=f"{spec.name}/{run.run_id}",
                                 docs_root=docs_root)
     return [dict(c, name=f"suite: {c['name']}") for c in result.checks], result.data_docs
