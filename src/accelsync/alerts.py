@@ -211,7 +211,7 @@ async def deadline_missed(context: dict, sync: str, timeout: str) -> None:
 
     dag_run = (context or {}).get("dag_run") or {}
     run_id = dag_run.get("dag_run_id") or dag_run.get("run_id") or ""
-    alert = Alert(sync=sync, task="(dag run)", kind="deadline", run_id=run_id,
+    alert = Alert(sync=sync, task="dag run", kind="deadline", run_id=run_id,
                   reason=f"timeout: the run is not finished {timeout} after it was queued "
                          f"(state {dag_run.get('state', 'unknown')})",
                   log_url=f"{_base_url()}/dags/{sync}/runs/{quote(run_id, safe='')}" if run_id else None,
