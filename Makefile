@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: setup system-deps demo test unit bench clean
+.PHONY: setup system-deps test-deps demo test unit bench clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -12,6 +12,12 @@ system-deps:
 	@command -v java >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless; \
 	  else echo "Spark needs Java 17: install openjdk-17-jre-headless" >&2; exit 1; fi; }
+
+# The Airflow plugin's page is tested in a real headless browser: Debian's chromium.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "the plugin's browser test needs chromium: install the Debian package chromium" >&2; exit 1; fi; }
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +28,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: setup
 	$(VENV)/bin/accelsync demo
 
-test: setup
+test: setup test-deps
 	$(VENV)/bin/accelsync devstack up
 	$(PY) -m pytest -q
 
