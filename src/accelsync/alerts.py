@@ -199,7 +199,8 @@ def alert_from_context(context: Any) -> Alert:
             "timeout" if reason.startswith("timeout") or type(exception).__name__ == "AirflowTaskTimeout"
             else "error")
     if type(exception).__name__ == "AirflowTaskTimeout":
-        reason = f"timeout: {reason}"
+        limit = getattr(context.get("task"), "execution_timeout", None)
+        reason = f"timeout: the task ran past its execution_timeout ({limit}, the spec's timeout)"
     return Alert(sync=ti.dag_id, task=ti.task_id, kind=kind, reason=redact(reason), run_id=ti.run_id,
                  failed_checks=failed, log_url=getattr(ti, "log_url", None),
                  data_docs=data_docs_url(gate.get("data_docs")), report_url=report_url(ti.dag_id))
