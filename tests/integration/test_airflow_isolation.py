@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.ports import free_port
+from tests.webhook import webhook_server
 
 pytestmark = pytest.mark.integration
 
@@ -126,28 +124,13 @@ def test_deadline_alerts_can_be_turned_off(airflow, tmp_path, monkeypatch):
 def test_missed_deadline_alert_reaches_the_webhook(monkeypatch):
     from accelsync import alerts
 
-    received = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("ACCELSYNC_NOTIFIERS", "webhook")
-    monkeypatch.setenv("ACCELSYNC_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/x")
     # The context the scheduler hands a deadline callback (models/deadline.py).
     context = {"dag_run": {"dag_id": "users_to_redis", "dag_run_id": "scheduled__2026-01-01T00:00:00+00:00",
                            "state": "running"}, "deadline": {"id": "1", "deadline_time": "2026-01-01T00:20:00"}}
-    try:
+    with webhook_server() as (url, received):
+        monkeypatch.setenv("ACCELSYNC_NOTIFIERS", "webhook")
+        monkeypatch.setenv("ACCELSYNC_ALERT_WEBHOOK_URL", url)
         asyncio.run(alerts.deadline_missed(context, sync="users_to_redis", timeout="20m"))
-    finally:
-        server.shutdown()
     [alert] = received
     assert alert["title"] == "accelsync: users_to_redis missed its deadline (dag run)"
     assert alert["reason"] == "timeout: the run is not finished 20m after it was queued (state running)"

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from tests.ports import free_port
+from tests.webhook import webhook_server
 
 pytestmark = pytest.mark.integration
 
@@ -49,26 +47,12 @@ def users(services):
 
 @pytest.fixture(scope="module")
 def webhook():
-    """A real HTTP server that keeps every JSON body POSTed to it."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    """The alerts go to the log and to a real local webhook; yields what the webhook received."""
     saved = {k: os.environ.get(k) for k in ("ACCELSYNC_NOTIFIERS", "ACCELSYNC_ALERT_WEBHOOK_URL")}
-    os.environ["ACCELSYNC_NOTIFIERS"] = "log,webhook"
-    os.environ["ACCELSYNC_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{server.server_port}/hook"
-    yield received
-    server.shutdown()
+    with webhook_server() as (url, received):
+        os.environ["ACCELSYNC_NOTIFIERS"] = "log,webhook"
+        os.environ["ACCELSYNC_ALERT_WEBHOOK_URL"] = url
+        yield received
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
