@@ -136,14 +136,22 @@ NOTIFIERS: dict[str, type[AlertNotifier]] = {"log": LogNotifier, "webhook": Webh
 
 def notifiers(alert: Alert) -> list[BaseNotifier]:
     """The configured notifiers (ACCELSYNC_NOTIFIERS), each holding the alert."""
-    from airflow.sdk._shared.module_loading import import_string
-
     names = [n.strip() for n in os.environ.get("ACCELSYNC_NOTIFIERS", "log").split(",") if n.strip()]
     result = []
     for name in names:
-        cls = NOTIFIERS.get(name) or import_string(name)
+        cls = NOTIFIERS.get(name) or _import(name)
         result.append(cls(alert=alert))
     return result
+
+
+def _import(path: str) -> type[BaseNotifier]:
+    """`package.module.Class` -> the class."""
+    import importlib
+
+    module, _, attribute = path.rpartition(".")
+    if not module:
+        raise ImportError(f"{path!r} is neither a notifier name nor a dotted path")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def send(alert: Alert, context: Any = None) -> None:

@@ -107,6 +107,7 @@ def doc_md(spec: Spec, spec_path: str) -> str:
               (f"freshness of `{quality.freshness.column}` within {format_duration(quality.freshness.max_lag)}"
                if quality.freshness else None),
               f"timeliness (within {format_duration(spec.timeout)})"]
+    queue = isolation.queue_name(spec.business_line)
     lines = [f"### {spec.name}", ""]
     if spec.description:
         lines += [spec.description.strip(), ""]
@@ -124,8 +125,7 @@ def doc_md(spec: Spec, spec_path: str) -> str:
         f"retries {spec.retries}, priority {spec.priority}, owner `{spec.owner}`, "
         f"business line `{spec.business_line}`",
         f"- isolation: pool `{isolation.pool_name(spec.business_line)}`, priority weight "
-        f"{isolation.PRIORITY_WEIGHT[spec.priority]}"
-        + (f", queue `{isolation.queue_name(spec.business_line)}`" if isolation.queue_name(spec.business_line) else ""),
+        f"{isolation.PRIORITY_WEIGHT[spec.priority]}" + (f", queue `{queue}`" if queue else ""),
         f"- publishes Asset `{spec.target.asset_uri()}`",
         f"- speed: {spec.speed.channels} channel(s), "
         f"{spec.speed.records_per_second or 'unlimited'} records/s; error limit "
