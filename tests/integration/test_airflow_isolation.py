@@ -135,3 +135,24 @@ def test_missed_deadline_alert_reaches_the_webhook(monkeypatch):
     assert alert["title"] == "accelsync: users_to_redis missed its deadline (dag run)"
     assert alert["reason"] == "timeout: the run is not finished 20m after it was queued (state running)"
     assert alert["log_url"].endswith("/dags/users_to_redis/runs/scheduled__2026-01-01T00%3A00%3A00%2B00%3A00")
+
+
+def test_email_alert_goes_through_airflows_smtp_notifier(monkeypatch):
+    from accelsync.alerts import Alert, send
+    from tests.smtp_sink import smtp_server
+
+    with smtp_server() as (port, messages):
+        monkeypatch.setenv("AIRFLOW_CONN_ALERTS_SMTP", json.dumps(
+            {"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+             "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "accelsync@example.com"}}))
+        monkeypatch.setenv("ACCELSYNC_NOTIFIERS", "email")
+        monkeypatch.setenv("ACCELSYNC_ALERT_EMAIL_TO", "oncall@example.com, data@example.com")
+        monkeypatch.setenv("ACCELSYNC_ALERT_SMTP_CONN", "alerts_smtp")
+        send(Alert(sync="users_to_redis", task="gate", kind="gate", run_id="manual__1",
+                   reason="gate failed: reconcile: target has 3 of 4 expected rows", failed_checks=["reconcile"]))
+    [message] = messages
+    assert message["Subject"] == "accelsync: users_to_redis quality gate failed (gate)"
+    assert "oncall@example.com" in message["To"] and "data@example.com" in message["To"]
+    body = "".join(part.get_payload(decode=True).decode() for part in message.walk()
+                   if part.get_content_type() == "text/html")
+    assert "reason: gate failed: reconcile: target has 3 of 4 expected rows" in body
