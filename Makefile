@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: setup system-deps demo test unit bench clean
+.PHONY: setup system-deps test-deps demo test unit bench clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -17,6 +17,12 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose; \
 	  else echo "the docker/ tests need docker-compose: install the Debian package docker-compose" >&2; fi; }
 
+# The Airflow plugin's page is tested in a real headless browser: Debian's chromium.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "the plugin's browser test needs chromium: install the Debian package chromium" >&2; exit 1; fi; }
+
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
@@ -26,7 +32,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: setup
 	$(VENV)/bin/accelsync demo
 
-test: setup
+test: setup test-deps
 	$(VENV)/bin/accelsync devstack up
 	$(PY) -m pytest -q
 

@@ -1,4 +1,4 @@
-"""The `accelsync` command: validate, run, schema, devstack, demo."""
+"""The `accelsync` command: validate, run, schema, pools, devstack, demo."""
 
 from __future__ import annotations
 
@@ -53,6 +53,24 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_pools(args) -> int:
+    """Create the Airflow pool of each business line of the specs when it is missing."""
+    from accelsync.isolation import ensure_pools, pool_name, pool_slots
+    from accelsync.spec import load_spec, spec_files
+
+    specs = []
+    for path in spec_files(args.paths):
+        try:
+            specs.append(load_spec(path))
+        except SpecError as exc:
+            print("\n".join(exc.lines()), file=sys.stderr)
+    created = set(ensure_pools(specs))
+    for line in sorted({spec.business_line for spec in specs}):
+        name = pool_name(line)
+        print(f"{name}: {'created with ' + str(pool_slots(line)) + ' slots' if name in created else 'exists'}")
+    return 0
+
+
 def cmd_devstack(args) -> int:
     from accelsync import devstack
 
@@ -81,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec")
     schema.set_defaults(func=cmd_schema)
+
+    pools = commands.add_parser("pools", help="create the missing Airflow pools of the specs' business lines")
+    pools.add_argument("paths", nargs="+")
+    pools.set_defaults(func=cmd_pools)
 
     devstack = commands.add_parser("devstack", help="local services for the demo and the tests")
     devstack.add_argument("action", choices=["up", "down", "status", "env"])

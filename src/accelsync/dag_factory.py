@@ -18,8 +18,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 
+from accelsync import alerts, isolation
 from accelsync.errors import SpecError
 from accelsync.operators import GateOperator, PublishOperator, ReportOperator, SpecErrorOperator
 from accelsync.spark_submit import sync_task
@@ -27,8 +28,6 @@ from accelsync.spec import NAME_PATTERN, Spec, format_duration, load_spec, spec_
 
 # A fixed start in the past: with catchup off, a scheduled DAG starts at its next interval.
 START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
-# spec `priority` -> Airflow priority_weight (absolute: not summed along the chain).
-PRIORITY_WEIGHT = {"high": 100, "medium": 10, "low": 1}
 # Retries wait 30s, 60s, 120s, ... at most 10 minutes (TransientError only; see operators).
 RETRY_DELAY = timedelta(seconds=30)
 MAX_RETRY_DELAY = timedelta(minutes=10)
@@ -50,8 +49,8 @@ def build_dag(spec: Spec, spec_path: str | Path) -> DAG:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": MAX_RETRY_DELAY,
         "execution_timeout": spec.timeout,
-        "priority_weight": PRIORITY_WEIGHT[spec.priority],
-        "weight_rule": "absolute",
+        "on_failure_callback": alerts.task_failed,
+        **isolation.task_args(spec),  # pool, priority_weight, queue: see accelsync.isolation
     }
     with DAG(
         dag_id=spec.name,
@@ -61,6 +60,7 @@ def build_dag(spec: Spec, spec_path: str | Path) -> DAG:
         catchup=False,
         dagrun_timeout=spec.timeout,
         max_active_runs=1,  # runs of one sync publish in order; two at once would race
+        deadline=alerts.deadline_alert(spec),
         default_args=default_args,
         tags=tags(spec),
         doc_md=doc_md(spec, spec_path),
@@ -69,8 +69,9 @@ def build_dag(spec: Spec, spec_path: str | Path) -> DAG:
         sync = sync_task(spec, spec_path)  # in-process, or spark-submit to a configured cluster
         gate = GateOperator(task_id="gate", spec_path=spec_path,
                             doc_md="Great Expectations suite, reconciliation, read-back sample, timeliness.")
-        publish = PublishOperator(task_id="publish", spec_path=spec_path,
-                                  doc_md="Make the run live and advance the source; only after a passing gate.")
+        publish = PublishOperator(task_id="publish", spec_path=spec_path, outlets=[target_asset(spec)],
+                                  doc_md="Make the run live and advance the source; only after a passing gate. "
+                                         "Emits the target's Asset, so downstream DAGs can schedule on it.")
         report = ReportOperator(task_id="report", spec_path=spec_path, retries=0,
                                 execution_timeout=REPORT_TIMEOUT,
                                 doc_md="The DataX-style run summary; runs whatever happened upstream.")
@@ -79,6 +80,16 @@ def build_dag(spec: Spec, spec_path: str | Path) -> DAG:
         sync >> gate >> publish >> report
     dag.validate()
     return dag
+
+
+def target_asset(spec: Spec) -> Asset:
+    """The sync's target as an Airflow Asset (`redis://`, `hbase://`, `druid://<connection id>/...`).
+
+    The URI names the connection id rather than a host: it is known at parse time without a
+    connection lookup, stays the same across environments, and holds no credentials.
+    """
+    return Asset(uri=spec.target.asset_uri(), group="accelsync",
+                 extra={"sync": spec.name, "target": spec.target.type})
 
 
 def tags(spec: Spec) -> list[str]:
@@ -95,6 +106,7 @@ def doc_md(spec: Spec, spec_path: str) -> str:
               (f"freshness of `{quality.freshness.column}` within {format_duration(quality.freshness.max_lag)}"
                if quality.freshness else None),
               f"timeliness (within {format_duration(spec.timeout)})"]
+    queue = isolation.queue_name(spec.business_line)
     lines = [f"### {spec.name}", ""]
     if spec.description:
         lines += [spec.description.strip(), ""]
@@ -111,6 +123,9 @@ def doc_md(spec: Spec, spec_path: str) -> str:
         f"- schedule: `{spec.schedule or 'manual'}`, timeout {format_duration(spec.timeout)}, "
         f"retries {spec.retries}, priority {spec.priority}, owner `{spec.owner}`, "
         f"business line `{spec.business_line}`",
+        f"- isolation: pool `{isolation.pool_name(spec.business_line)}`, priority weight "
+        f"{isolation.PRIORITY_WEIGHT[spec.priority]}" + (f", queue `{queue}`" if queue else ""),
+        f"- publishes Asset `{spec.target.asset_uri()}`",
         f"- speed: {spec.speed.channels} channel(s), "
         f"{spec.speed.records_per_second or 'unlimited'} records/s; error limit "
         f"{spec.error_limit.records} records / {spec.error_limit.percentage:g} of read",
@@ -215,7 +230,8 @@ def broken_spec_dag(spec_path: str | Path, error: str, taken: set[str] | frozens
                 max_active_runs=1,
                 tags=["accelsync", BROKEN_TAG],
                 doc_md=doc,
-                default_args={"owner": str(raw.get("owner") or "accelsync"), "retries": 0},
+                default_args={"owner": str(raw.get("owner") or "accelsync"), "retries": 0,
+                              "on_failure_callback": alerts.task_failed},
                 auto_register=False,
             ) as dag:
                 SpecErrorOperator(task_id="spec_error", spec_path=str(path.absolute()), error=error,

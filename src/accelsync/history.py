@@ -17,14 +17,14 @@ from accelsync.runs import home
 
 COLUMNS = ("name", "run_id", "status", "source", "target", "started", "ended", "seconds", "read",
            "written", "dirty", "filtered", "rows_per_second", "bytes_per_second", "gate_passed",
-           "reason", "data_docs", "run_dir", "checks")
+           "reason", "data_docs", "run_dir", "checks", "airflow_run_id")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   name TEXT NOT NULL, run_id TEXT NOT NULL, status TEXT NOT NULL, source TEXT, target TEXT,
   started TEXT, ended TEXT, seconds REAL, read INTEGER, written INTEGER, dirty INTEGER,
   filtered INTEGER, rows_per_second REAL, bytes_per_second REAL, gate_passed INTEGER,
-  reason TEXT, data_docs TEXT, run_dir TEXT, checks TEXT,
+  reason TEXT, data_docs TEXT, run_dir TEXT, checks TEXT, airflow_run_id TEXT,
   PRIMARY KEY (name, run_id)
 )"""
 
@@ -38,6 +38,11 @@ def _connect() -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=30)
     connection.execute(_SCHEMA)
+    # Databases written by older versions lack the newer columns.
+    present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    for column in COLUMNS:
+        if column not in present:
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {column}")
     return connection
 
 

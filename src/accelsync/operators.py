@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # Written to the run folder when a stage fails, so `report` can say why (and cleared on success).
 FAILURE_FILE = "failure.json"
+AIRFLOW_FILE = "airflow.json"
 
 
 class SpecOperator(BaseOperator):
@@ -48,6 +49,8 @@ class SpecOperator(BaseOperator):
         except TerminalError as exc:
             raise AirflowFailException(str(exc)) from exc
         run = RunDir(spec.name, run_id)
+        if not run.exists(AIRFLOW_FILE):  # the Airflow run behind the folder, for links back to it
+            run.write_json(AIRFLOW_FILE, {"dag_id": spec.name, "run_id": context["run_id"]})
         if self.records_failure:
             run.file(FAILURE_FILE).unlink(missing_ok=True)
         self.log.info("accelsync %s: %s, run %s (folder %s)", self.task_id, spec.name, run_id, run.path)

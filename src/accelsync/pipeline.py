@@ -115,6 +115,7 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "data_docs": gate.get("data_docs"),
         "plan": run.read_json("plan.json")["summary"]["description"] if run.exists("plan.json") else None,
         "run_dir": str(run.path),
+        "airflow_run_id": run.read_json("airflow.json")["run_id"] if run.exists("airflow.json") else None,
         "reason": reason,
     }
     run.write_json("summary.json", summary)

@@ -20,6 +20,12 @@ def home() -> Path:
     return Path(os.environ.get("ACCELSYNC_HOME", ".accelsync")).absolute()
 
 
+def data_docs_root() -> Path:
+    """The Great Expectations file context whose Data Docs site holds every run's report
+    (`ACCELSYNC_DATA_DOCS`, default `<home>/gx`)."""
+    return Path(os.environ.get("ACCELSYNC_DATA_DOCS") or home() / "gx").absolute()
+
+
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 

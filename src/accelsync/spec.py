@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
+from urllib.parse import quote
 
 import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
@@ -21,8 +22,8 @@ from accelsync.templates import Template
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 QUALIFIED_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|[smhd])\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Columns every Kafka and logs record carries besides its parsed fields.
 KAFKA_META_COLUMNS = ("_key", "_partition", "_offset", "_timestamp")
 LOGS_META_COLUMNS = ("_file", "_line")
@@ -47,7 +48,10 @@ def parse_duration(value: Any) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
+    milliseconds = round(value.total_seconds() * 1000)
+    if milliseconds % 1000:
+        return f"{milliseconds}ms"
+    seconds = milliseconds // 1000
     for unit in ("d", "h", "m"):
         if seconds % _UNITS[unit] == 0:
             return f"{seconds // _UNITS[unit]}{unit}"
@@ -283,6 +287,10 @@ class RedisTarget(Model):
     def columns_used(self) -> dict[str, list[str]]:
         return {"key": self.key.columns, "value": self.value.value_columns() or []}
 
+    def asset_uri(self) -> str:
+        """The Airflow Asset of these keys: `redis://<connection id>/<key template>`."""
+        return f"redis://{self.connection}/{quote(self.key.text, safe=':')}"
+
 
 class Salt(Model):
     buckets: int = Field(ge=1, le=65536)
@@ -323,6 +331,10 @@ class HbaseTarget(Model):
             used["version_column"] = [self.version_column]
         return used
 
+    def asset_uri(self) -> str:
+        """The Airflow Asset of this table: `hbase://<connection id>/<table>`."""
+        return f"hbase://{self.connection}/{quote(self.table, safe=':')}"
+
 
 class DruidTimestamp(Model):
     column: str
@@ -362,6 +374,10 @@ class DruidTarget(Model):
     def columns_used(self) -> dict[str, list[str]]:
         return {"timestamp": [self.timestamp.column], "dimensions": list(self.dimensions),
                 "metrics": [m.field for m in self.metrics if m.field]}
+
+    def asset_uri(self) -> str:
+        """The Airflow Asset of this datasource: `druid://<connection id>/<datasource>`."""
+        return f"druid://{self.connection}/{quote(self.datasource)}"
 
 
 Target = Annotated[Union[RedisTarget, HbaseTarget, DruidTarget], Field(discriminator="type")]

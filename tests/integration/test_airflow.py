@@ -200,6 +200,16 @@ def test_dag_shape_comes_from_the_spec(parsed):
         assert task.spec_path.endswith("users.yaml")
     report = dag.task_dict["report"]
     assert report.is_teardown and report.retries == 0
+    # Isolation as the README documents it: priority -> weight, business line -> pool (queue off).
+    for task in dag.tasks:
+        assert (task.pool, task.priority_weight, task.weight_rule) == ("accelsync_testing", 100, "absolute")
+        assert task.queue == "default"
+        assert task.on_failure_callback
+    assert [a.uri for a in dag.task_dict["publish"].outlets] == [f"redis://airflow_test_redis/{PREFIX}:user:%7Bid%7D"]
+    assert [a.uri for t in ("sync", "gate", "report") for a in dag.task_dict[t].outlets] == []
+    [deadline] = dag.deadline
+    assert deadline.interval == timedelta(minutes=7)
+    assert deadline.callback.path == "accelsync.alerts.deadline_missed"
     assert dag.dagrun_timeout == timedelta(minutes=7)
     assert dag.catchup is False
     assert dag.schedule is None
@@ -242,6 +252,19 @@ def _text(value) -> bytes:
     return str(value).encode()
 
 
+def asset_events(uri: str, run_id: str) -> list[tuple[str, str]]:
+    """(source DAG, source task) of every event of the asset from this DAG run."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(select(AssetEvent.source_dag_id, AssetEvent.source_task_id)
+                               .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                               .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id)).all()
+    return [tuple(row) for row in rows]
+
+
 def test_dag_run_publishes_to_redis(airflow, spec_folder, users_table, redis):
     result = airflow.run_dag(spec_folder / "users.yaml")
     state, tasks = result
@@ -265,6 +288,11 @@ def test_dag_run_publishes_to_redis(airflow, spec_folder, users_table, redis):
     assert run.exists("published.json")
     summary = run.read_json("summary.json")  # written by the report task
     assert summary["status"] == "published" and summary["read"] == 4 and summary["written"] == 4
+    assert summary["airflow_run_id"] == result.run_id
+
+    # publish emitted the target's Asset, so DAGs scheduled on it run after this sync.
+    events = asset_events(f"redis://airflow_test_redis/{PREFIX}:user:%7Bid%7D", result.run_id)
+    assert events == [("airflow_test_users", "publish")]
 
 
 def test_failed_gate_leaves_publish_not_run(airflow, spec_folder, users_table, redis):
@@ -284,6 +312,7 @@ def test_failed_gate_leaves_publish_not_run(airflow, spec_folder, users_table, r
     assert [c["name"] for c in verdict["checks"] if not c["passed"]] == ["readback"]
     summary = run.read_json("summary.json")
     assert summary["status"] == "failed" and summary["reason"].startswith("gate failed: readback")
+    assert asset_events(f"redis://airflow_test_redis/{PREFIX}:bucket:%7Bbucket%7D", result.run_id) == []
 
 
 def test_broken_spec_dag_fails_with_its_error(airflow, spec_folder):

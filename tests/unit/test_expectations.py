@@ -15,6 +15,8 @@ from accelsync.errors import SpecError
 from accelsync.quality.expectations import load_suite, validate_dataframe
 
 DEMO_SUITE = str(Path(__file__).resolve().parents[2] / "expectations" / "demo_users.json")
+ORDERS_SUITE = str(Path(__file__).resolve().parents[2] / "expectations" / "demo_orders.json")
+ORDERS_SCHEMA = "order_id bigint, user_id int, amount decimal(10,2), status string, created_at timestamp"
 USERS_SCHEMA = "id bigint, name string, city string, score decimal(6,2), updated_at timestamp"
 GOOD_USERS = [
     (1, "Ada", "Berlin", Decimal("99.50"), datetime(2026, 1, 1, 12, 0)),
@@ -258,3 +260,25 @@ def test_no_progress_bars_on_the_console(spark, docs_root, tmp_path, capfd):
     validate_dataframe(spark.range(10), suite, run_name="quiet", docs_root=docs_root)
     captured = capfd.readouterr()
     assert "Calculating Metrics" not in captured.err + captured.out
+
+
+def test_demo_orders_suite_passes_on_demo_orders_and_names_a_bad_status(spark, docs_root):
+    from accelsync.demo import order_is_live, order_row
+
+    rows = [order_row(i, 50) for i in range(1, 101) if order_is_live(i)]
+    live = [(i, user, amount, status.lower(), created) for i, user, amount, status, created in rows]
+    result = validate_dataframe(spark.createDataFrame(live, ORDERS_SCHEMA), ORDERS_SUITE,
+                                run_name="demo_orders/run-pass", docs_root=docs_root)
+    assert result.success, [c for c in result.checks if not c["passed"]]
+    assert len(result.checks) == 8
+
+    # An order the transform should have dropped, and one that was not lower-cased.
+    bad = live + [(1001, 3, Decimal("5.00"), "cancelled", datetime(2024, 1, 1)),
+                  (1002, 3, Decimal("5.00"), "Shipped", datetime(2024, 1, 1))]
+    result = validate_dataframe(spark.createDataFrame(bad, ORDERS_SCHEMA), ORDERS_SUITE,
+                                run_name="demo_orders/run-fail", docs_root=docs_root)
+    failed = {c["name"]: c["detail"] for c in result.checks if not c["passed"]}
+    assert len(failed) == 2, failed
+    in_set, regex = sorted(failed)
+    assert "status" in in_set and "cancelled" in failed[in_set] and "Shipped" in failed[in_set]
+    assert "status" in regex and "Shipped" in failed[regex]

@@ -135,3 +135,13 @@ def test_relative_suite_resolves_from_the_spec_folder_upwards(tmp_path, monkeypa
     path.write_text(GOOD + "quality: {suite: expectations/s.json}\n")
     monkeypatch.chdir(tmp_path)
     assert load_spec(path).quality.suite == str(project / "expectations" / "s.json")
+
+
+@pytest.mark.parametrize("text, seconds, shown", [("250ms", 0.25, "250ms"), (0.001, 0.001, "1ms"),
+                                                  ("90s", 90, "90s"), ("120m", 7200, "2h")])
+def test_durations_round_trip_through_their_text(text, seconds, shown):
+    from accelsync.spec import format_duration, parse_duration
+
+    value = parse_duration(text)
+    assert value.total_seconds() == seconds
+    assert format_duration(value) == shown and parse_duration(shown) == value

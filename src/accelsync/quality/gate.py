@@ -11,13 +11,12 @@ the target itself through the sink's real client:
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Any
 
 from accelsync.engine import SyncStats, apply_transform, load_plan, snapshot_files
 from accelsync.registry import sink_class
-from accelsync.runs import RunDir, home
+from accelsync.runs import RunDir, data_docs_root
 from accelsync.spec import Spec
 
 
@@ -42,29 +41,46 @@ def run_gate(spark, spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: 
     frame = snapshot_frame(spark, spec, run)
     sink = sink_class(spec.target.type)(spec)
     context = run.read_json("context.json") if run.exists("context.json") else {}
-    checks: list[dict[str, Any]] = []
-    data_docs = None
-    if spec.quality.suite:
-        suite, data_docs = _suite(frame, spec, run)
-        checks.extend(suite)
-    checks.append(_reconcile(frame, spec, sink, context, stats))
+    checks: list[dict[str, Any]] = [_reconcile(frame, spec, sink, context, stats)]
     if spec.quality.readback.sample > 0:
         checks.append(_readback(frame, spec, sink, context, stats))
     if spec.quality.freshness:
         checks.append(_freshness(frame, spec))
     budget = spec.timeout.total_seconds()
     checks.append(check("timeliness", elapsed_seconds <= budget,
-                        f"run took {elapsed_seconds:.1f}s of its {budget:.0f}s timeout"))
+                        f"run took {elapsed_seconds:.1f}s of its {budget:.0f}s timeout",
+                        measured=elapsed_seconds, limit=budget))
+    data_docs = None
+    if spec.quality.suite:
+        suite, data_docs = _suite(frame, spec, run, checks)
+        checks = suite + checks
     return {"passed": all(c["passed"] for c in checks), "checks": checks, "data_docs": data_docs}
 
 
-def _suite(frame, spec: Spec, run: RunDir) -> tuple[list[dict[str, Any]], str | None]:
+# Each gate check also becomes an expectation in the suite's validation, so the Data Docs page of
+# the run shows every check beside the suite's: a literal column holding the check's measurement,
+# expected to be within the check's limit. The gate's verdict comes from the checks themselves
+# (on an empty snapshot those expectations pass vacuously; the checks do not).
+GATE_COLUMN = "accelsync_{}"
+
+
+def _suite(frame, spec: Spec, run: RunDir,
+           checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    from pyspark.sql import functions as F
+
     from accelsync.quality.expectations import validate_dataframe
 
-    docs_root = os.environ.get("ACCELSYNC_DATA_DOCS", str(home() / "gx"))
+    measured = [c for c in checks if c.get("measured") is not None]
+    if measured:
+        frame = frame.withColumns({GATE_COLUMN.format(c["name"]): F.lit(float(c["measured"])) for c in measured})
+    extra = [{"type": "expect_column_values_to_be_between",
+              "kwargs": {"column": GATE_COLUMN.format(c["name"]), "max_value": float(c["limit"])},
+              "notes": f"accelsync gate check {c['name']}: {c['detail']}"} for c in measured]
     result = validate_dataframe(frame, spec.quality.suite, run_name=f"{spec.name}/{run.run_id}",
-                                docs_root=docs_root)
-    return [dict(c, name=f"suite: {c['name']}") for c in result.checks], result.data_docs
+                                docs_root=str(data_docs_root()), extra_expectations=extra)
+    own = tuple(f"({GATE_COLUMN.format(c['name'])})" for c in measured)
+    return ([dict(c, name=f"suite: {c['name']}") for c in result.checks if not c["name"].endswith(own)],
+            result.data_docs)
 
 
 def _reconcile(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, Any]:
@@ -92,7 +108,7 @@ def _reconcile(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, 
     return check("reconcile", difference <= tolerance,
                  f"target has {present} of {expected} expected rows (read {stats.read} - dirty {stats.dirty}"
                  f" - filtered {stats.filtered}); difference {difference}, tolerance {tolerance}",
-                 present=present, expected=expected)
+                 present=present, expected=expected, measured=difference, limit=tolerance)
 
 
 def _readback(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, Any]:
@@ -107,7 +123,7 @@ def _readback(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, A
                       f": expected {m['expected']!r}, got {m['actual']!r}" for m in mismatches[:10])
     detail = (f"{len(rows)} sampled rows match the target field by field" if not mismatches else
               f"{len(mismatches)} mismatches in {len(rows)} sampled rows: {shown}")
-    return check("readback", not mismatches, detail, mismatches=mismatches[:100])
+    return check("readback", not mismatches, detail, mismatches=mismatches[:100], measured=len(mismatches), limit=0)
 
 
 def _freshness(frame, spec: Spec) -> dict[str, Any]:
@@ -124,5 +140,6 @@ def _freshness(frame, spec: Spec) -> dict[str, Any]:
         lag = now - newest_utc
         return check("freshness", lag <= max_lag,
                      f"newest {column} is {newest} ({lag.total_seconds():.0f}s old; max_lag "
-                     f"{max_lag.total_seconds():.0f}s)")
+                     f"{max_lag.total_seconds():.0f}s)",
+                     measured=lag.total_seconds(), limit=max_lag.total_seconds())
     return check("freshness", False, f"{column} is not a timestamp column")
