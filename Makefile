@@ -45,6 +45,7 @@ bench: setup
 	$(PY) bench/kafka_to_redis.py --rows 1000000
 	$(PY) bench/logs_to_redis.py --rows 1000000
 	$(PY) bench/mysql_to_hbase.py --rows 1000000
+	$(PY) bench/logs_to_druid.py --rows 1000000
 	$(PY) bench/dag_parse.py --specs 50
 
 clean:
