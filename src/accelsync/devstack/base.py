@@ -34,8 +34,8 @@ def devstack_home() -> Path:
 
 
 def start_timeout() -> float:
-    """Seconds to wait for a started server to become healthy (`ACCELSYNC_DEVSTACK_TIMEOUT`, 60)."""
-    return float(os.environ.get("ACCELSYNC_DEVSTACK_TIMEOUT") or 60)
+    """Seconds to wait for a started server to become healthy (`ACCELSYNC_DEVSTACK_TIMEOUT`, 120)."""
+    return float(os.environ.get("ACCELSYNC_DEVSTACK_TIMEOUT") or 120)
 
 
 @dataclass
