@@ -5,10 +5,17 @@
 Each stage reads what the previous one left in the run folder, so stages may run in different
 processes. Nothing becomes visible to readers, and no source position advances, before `gate`
 passed: `publish` refuses to run without a passing gate verdict.
+
+Publish has two steps, target then source, that no store can commit together. So `publish` first
+records the run it is publishing in the sync's state (`publishing`), and clears it when both
+steps are done. A run killed between them is rolled forward: the next run's `sync` finishes that
+publish (both steps are idempotent) before it plans, so the source position catches up with what
+is live, and an `append` target (Druid) never gets the same rows twice.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -21,6 +28,11 @@ from accelsync.registry import sink_class, source_class
 from accelsync.runs import RunDir, new_run_id
 from accelsync.spark import get_spark
 from accelsync.spec import Spec
+from accelsync.state import load_state, save_state
+
+log = logging.getLogger(__name__)
+# State key: the run whose publish has started and not finished.
+PUBLISHING = "publishing"
 
 
 def stage_sync(spec: Spec, run_id: str, deadline: float | None = None) -> SyncStats:
@@ -30,7 +42,24 @@ def stage_sync(spec: Spec, run_id: str, deadline: float | None = None) -> SyncSt
     run = RunDir(spec.name, run_id)
     run.write_json("run.json", {"name": spec.name, "run_id": run_id,
                                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    finished = finish_interrupted_publish(spec, run_id)
+    if finished:
+        run.write_json("run.json", dict(run.read_json("run.json"), finished_publish_of=finished))
     return engine.sync(get_spark(spark_settings.for_spec(spec)), spec, run, deadline)
+
+
+def finish_interrupted_publish(spec: Spec, current_run_id: str) -> str | None:
+    """Complete the publish of an earlier run that was killed half-way; return its run id."""
+    pending = load_state(spec.name).get(PUBLISHING)
+    if not pending or pending == current_run_id:
+        return None
+    if not RunDir(spec.name, pending).exists("gate.json"):
+        save_state(spec.name, {PUBLISHING: None})  # its folder is gone: nothing left to finish
+        log.warning("%s: run %s was publishing, but its run folder is gone", spec.name, pending)
+        return None
+    log.warning("%s: finishing the publish of run %s, which was interrupted", spec.name, pending)
+    stage_publish(spec, pending)
+    return pending
 
 
 def stage_gate(spec: Spec, run_id: str) -> dict[str, Any]:
@@ -58,12 +87,14 @@ def stage_publish(spec: Spec, run_id: str) -> dict[str, Any]:
     if not run.exists("gate.json") or not run.read_json("gate.json")["passed"]:
         raise TerminalError(f"publish refused: run {run_id} of {spec.name} has no passing gate")
     context = run.read_json("context.json") if run.exists("context.json") else {}
+    save_state(spec.name, {PUBLISHING: run_id})
     target = sink_class(spec.target.type)(spec).publish(context)
     pause_point("publish")
     source = source_class(spec.source.type)(spec).publish(load_plan(run))
     record = {"published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "target": target, "source": source}
     run.write_json("published.json", record)
+    save_state(spec.name, {PUBLISHING: None})
     return record
 
 
@@ -114,6 +145,8 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
                  "checks": [{k: c[k] for k in ("name", "passed", "detail")} for c in gate.get("checks", [])]},
         "data_docs": gate.get("data_docs"),
         "plan": run.read_json("plan.json")["summary"]["description"] if run.exists("plan.json") else None,
+        "finished_publish_of": (run.read_json("run.json").get("finished_publish_of")
+                                if run.exists("run.json") else None),
         "run_dir": str(run.path),
         "airflow_run_id": run.read_json("airflow.json")["run_id"] if run.exists("airflow.json") else None,
         "reason": reason,

@@ -476,6 +476,20 @@ class Spec(Model):
                               _not_a_column(self.quality.freshness.column, "column", columns))
         return self
 
+    @model_validator(mode="after")
+    def _swap_reads_everything(self):
+        """A swapped version holds exactly one run's rows, so every run must read the whole source."""
+        if getattr(self.target, "mode", None) != "swap":
+            return self
+        if isinstance(self.source, KafkaSource):
+            reads = "a kafka source reads only the messages since the last run"
+        elif getattr(self.source, "incremental", None):
+            reads = "`source.incremental` reads only what is new since the last run"
+        else:
+            return self
+        raise _FieldError("target.mode", f"swap serves each run's rows as the whole new version, and {reads}; "
+                                         "use mode: upsert")
+
     @property
     def kafka_group(self) -> Optional[str]:
         if isinstance(self.source, KafkaSource):

@@ -21,6 +21,8 @@ def render(summary: dict[str, Any]) -> str:
         f"accelsync job summary: {summary['name']} ({summary['source']} -> {summary['target']})",
         f"  {'Run id':<22}: {summary['run_id']}",
         f"  {'Plan':<22}: {summary.get('plan') or '-'}",
+        *([f"  {'Finished publish of':<22}: run {summary['finished_publish_of']} (it was interrupted)"]
+          if summary.get("finished_publish_of") else []),
         f"  {'Job start time':<22}: {summary.get('started') or '-'}",
         f"  {'Job end time':<22}: {summary.get('ended') or '-'}",
         f"  {'Total time':<22}: {summary['seconds']:.1f}s (sync {summary.get('sync_seconds') or 0:.1f}s)",

@@ -80,7 +80,7 @@ def rerun(spec_path: Path) -> dict:
     return summary
 
 
-# ---------------------------------------------------------------- MySQL, incremental, swap
+# ---------------------------------------------------------------- MySQL: full into swap, incremental upserted
 
 ROWS = 3000
 
@@ -99,60 +99,79 @@ def insert_accounts(mysql, ids) -> None:
                                [(i, f"account {i} ü", Decimal(i) / 4, i) for i in ids])
 
 
-def mysql_spec(tmp_path: Path, name: str) -> Path:
+def mysql_spec(tmp_path: Path, name: str, mode: str) -> Path:
+    """Full reads into a swapped keyspace, or incremental reads (by `version`) upserted."""
+    source = {"type": "mysql", "connection": "test_mysql", "table": "accounts", "split_pk": "id",
+              "fetch_size": 200}
+    if mode == "upsert":
+        source["incremental"] = {"column": "version"}
     return write_spec(tmp_path, {
         "name": name,
-        "source": {"type": "mysql", "connection": "test_mysql", "table": "accounts", "split_pk": "id",
-                   "incremental": {"column": "version"}, "fetch_size": 200},
-        "target": {"type": "redis", "connection": "test_redis", "key": "acct:{id}", "mode": "swap",
+        "source": source,
+        "target": {"type": "redis", "connection": "test_redis", "key": f"{name}:acct:{{id}}", "mode": mode,
                    "value": {"type": "hash", "fields": ["name", "balance"]}},
         "speed": {"channels": 2},
     })
 
 
-def assert_accounts_live(redis_client, name: str, ids) -> None:
-    """The live version holds exactly these accounts, and no other version is left."""
-    reader = RedisSwapReader(redis_client, name)
-    prefix = reader.prefix()
+def assert_accounts(redis_client, name: str, ids, prefix: str = "") -> None:
+    """Exactly these accounts are stored (under `prefix`, the live version in swap mode)."""
     keys = {k.decode() for k in redis_client.scan_iter(match=f"{name}:*", count=10_000)}
-    assert keys == {f"{prefix}acct:{i}" for i in ids}
+    assert keys == {f"{prefix}{name}:acct:{i}" for i in ids}
     pipe = redis_client.pipeline()
     for i in ids:
-        pipe.hgetall(reader.key(f"acct:{i}", prefix))
+        pipe.hgetall(f"{prefix}{name}:acct:{i}")
     for i, stored in zip(ids, pipe.execute()):
         assert stored == {b"name": f"account {i} ü".encode(), b"balance": f"{Decimal(i) / 4:.2f}".encode()}, i
-    assert redis_client.smembers(f"accelsync:versions:{name}") == {prefix.encode()}
 
 
-def test_mysql_killed_during_read_then_rerun_converges(spark, accounts, redis_client, tmp_path):
+def test_mysql_swap_killed_during_read_serves_nothing_half_written(spark, accounts, redis_client, tmp_path):
     name = "crash_mysql_read"
-    spec_path = mysql_spec(tmp_path, name)
+    spec_path = mysql_spec(tmp_path, name, "swap")
     kill_at(spec_path, "read", tmp_path)
 
-    assert load_state(name).get("watermark") is None  # nothing published: the watermark did not move
     assert redis_client.get(f"accelsync:live:{name}") is None  # readers see no half-written version
     insert_accounts(accounts, range(ROWS + 1, ROWS + 51))  # committed while the run was down
 
     summary = rerun(spec_path)
     assert summary["read"] == ROWS + 50 and summary["written"] == ROWS + 50
-    assert_accounts_live(redis_client, name, range(1, ROWS + 51))
+    prefix = RedisSwapReader(redis_client, name).prefix()
+    assert_accounts(redis_client, name, range(1, ROWS + 51), prefix)  # the killed run's keys are gone
+    assert redis_client.smembers(f"accelsync:versions:{name}") == {prefix.encode()}
+
+
+def test_mysql_incremental_killed_during_write_keeps_the_watermark(spark, accounts, redis_client, tmp_path):
+    name = "crash_mysql_write"
+    spec_path = mysql_spec(tmp_path, name, "upsert")
+    kill_at(spec_path, "write", tmp_path)
+
+    assert load_state(name).get("watermark") is None  # nothing published: the watermark did not move
+    insert_accounts(accounts, range(ROWS + 1, ROWS + 51))
+
+    summary = rerun(spec_path)
+    assert summary["read"] == ROWS + 50 and summary["written"] == ROWS + 50
+    assert_accounts(redis_client, name, range(1, ROWS + 51))
     assert load_state(name)["watermark"] == str(ROWS + 50)
 
 
-def test_mysql_killed_during_publish_then_rerun_reads_the_range_again(spark, accounts, redis_client, tmp_path):
+def test_mysql_killed_during_publish_is_finished_by_the_next_run(spark, accounts, redis_client, tmp_path):
     name = "crash_mysql_publish"
-    spec_path = mysql_spec(tmp_path, name)
+    spec_path = mysql_spec(tmp_path, name, "upsert")
     kill_at(spec_path, "publish", tmp_path)
 
-    # The target went live, but the watermark was not saved: the rows are read again next time.
+    # The target went live, but the watermark was not saved yet.
     assert load_state(name).get("watermark") is None
-    assert_accounts_live(redis_client, name, range(1, ROWS + 1))
+    assert_accounts(redis_client, name, range(1, ROWS + 1))
+    insert_accounts(accounts, range(ROWS + 1, ROWS + 11))
 
+    # The next run first finishes that publish (the watermark catches up with what is live),
+    # then reads only the rows committed since.
     summary = rerun(spec_path)
-    assert summary["read"] == ROWS
-    assert_accounts_live(redis_client, name, range(1, ROWS + 1))
-    assert load_state(name)["watermark"] == str(ROWS)
-    assert rerun(spec_path)["read"] == 0
+    assert summary["finished_publish_of"] is not None
+    assert summary["read"] == 10
+    assert_accounts(redis_client, name, range(1, ROWS + 11))
+    assert load_state(name)["watermark"] == str(ROWS + 10)
+    assert load_state(name)["publishing"] is None
 
 
 # ---------------------------------------------------------------- Kafka
@@ -167,13 +186,13 @@ def orders_topic(topic):
     return topic
 
 
-def kafka_spec(tmp_path: Path, topic: str, mode: str) -> Path:
+def kafka_spec(tmp_path: Path, topic: str) -> Path:
     suffix = topic.rsplit("_", 1)[-1]
     return write_spec(tmp_path, {
         "name": f"crash_kafka_{suffix}",
         "source": {"type": "kafka", "connection": "kafka_default", "topic": topic,
                    "schema": {"order_id": "long", "amount": "double"}},
-        "target": {"type": "redis", "connection": "test_redis", "key": f"o{suffix}:{{order_id}}", "mode": mode,
+        "target": {"type": "redis", "connection": "test_redis", "key": f"o{suffix}:{{order_id}}",
                    "value": {"type": "string", "fields": ["amount"]}},
         "speed": {"channels": 2},
     })
@@ -181,11 +200,9 @@ def kafka_spec(tmp_path: Path, topic: str, mode: str) -> Path:
 
 def assert_orders(redis_client, spec, topic: str) -> None:
     suffix = topic.rsplit("_", 1)[-1]
-    reader = RedisSwapReader(redis_client, spec.name)
-    prefix = reader.prefix() if spec.target.mode == "swap" else ""
-    keys = {k.decode() for k in redis_client.scan_iter(match=f"{prefix}o{suffix}:*", count=10_000)}
-    assert keys == {f"{prefix}o{suffix}:{i}" for i in range(MESSAGES)}
-    values = redis_client.mget([f"{prefix}o{suffix}:{i}" for i in range(MESSAGES)])
+    keys = {k.decode() for k in redis_client.scan_iter(match=f"o{suffix}:*", count=10_000)}
+    assert keys == {f"o{suffix}:{i}" for i in range(MESSAGES)}
+    values = redis_client.mget([f"o{suffix}:{i}" for i in range(MESSAGES)])
     assert values == [amount_text(i * 1.5) for i in range(MESSAGES)]
 
 
@@ -196,7 +213,7 @@ def amount_text(value: float) -> bytes:
 
 def test_kafka_killed_during_write_commits_nothing_and_rerun_converges(spark, orders_topic, redis_client,
                                                                         tmp_path):
-    spec_path = kafka_spec(tmp_path, orders_topic, "upsert")
+    spec_path = kafka_spec(tmp_path, orders_topic)
     spec = load_spec(spec_path)
     kill_at(spec_path, "write", tmp_path)
 
@@ -208,19 +225,20 @@ def test_kafka_killed_during_write_commits_nothing_and_rerun_converges(spark, or
     assert committed(spec, orders_topic) == {0: 200, 1: 200, 2: 200}
 
 
-def test_kafka_killed_during_publish_rereads_and_never_skips(spark, orders_topic, redis_client, tmp_path):
-    spec_path = kafka_spec(tmp_path, orders_topic, "swap")
+def test_kafka_killed_during_publish_commits_at_the_next_run_and_never_rereads(spark, orders_topic, redis_client,
+                                                                             tmp_path):
+    spec_path = kafka_spec(tmp_path, orders_topic)
     spec = load_spec(spec_path)
     kill_at(spec_path, "publish", tmp_path)
 
-    # Live in Redis, but the offsets were not committed: the messages will be read again.
+    # Live in Redis, but the offsets were not committed yet.
     assert_orders(redis_client, spec, orders_topic)
     assert committed(spec, orders_topic) == {0: NOT_COMMITTED, 1: NOT_COMMITTED, 2: NOT_COMMITTED}
 
-    assert rerun(spec_path)["read"] == MESSAGES
+    summary = rerun(spec_path)
+    assert summary["finished_publish_of"] is not None and summary["read"] == 0
     assert_orders(redis_client, spec, orders_topic)
     assert committed(spec, orders_topic) == {0: 200, 1: 200, 2: 200}
-    assert rerun(spec_path)["read"] == 0
 
 
 # ---------------------------------------------------------------- logs, incremental ledger
@@ -263,3 +281,48 @@ def test_logs_killed_between_write_and_gate_leave_the_ledger_empty(spark, servic
     assert sorted(Path(p).name for p in load_state(name)["files"]) == [
         "app-0.log", "app-1.log.gz", "app-2.log", "app-3.log.gz"]
     assert rerun(spec_path)["read"] == 0
+
+
+# ---------------------------------------------------------------- logs -> Druid, append
+
+def test_druid_append_killed_during_publish_never_appends_twice(spark, services, tmp_path, monkeypatch):
+    from accelsync.devstack.druid import DruidEmulator
+    from ports import free_port
+
+    from test_druid import Api
+
+    emulator = DruidEmulator(port=free_port(), home=tmp_path / "druid")
+    emulator.up()
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_CRASH_DRUID", json.dumps(
+            {"conn_type": "druid", "host": "127.0.0.1", "port": emulator.port, "schema": "http"}))
+        folder = tmp_path / "sales"
+        folder.mkdir()
+        for day in (1, 2):
+            (folder / f"sales-{day}.log").write_text("".join(
+                json.dumps({"ts": f"2024-03-0{day}T{hour:02d}:00:00Z", "shop": f"s{hour % 3}", "amount": hour}) + "\n"
+                for hour in range(24)))
+        spec_path = write_spec(tmp_path, {
+            "name": "crash_druid_append",
+            "source": {"type": "logs", "path": str(folder), "format": "json", "incremental": True,
+                       "schema": {"ts": "string", "shop": "string", "amount": "long"}},
+            "target": {"type": "druid", "connection": "crash_druid", "datasource": "sales", "mode": "append",
+                       "timestamp": {"column": "ts"}, "dimensions": ["shop"],
+                       "metrics": [{"type": "count", "name": "rows"},
+                                   {"type": "longSum", "name": "amount", "field": "amount"}],
+                       "granularity": {"segment": "day", "query": "none", "rollup": False}},
+        })
+        kill_at(spec_path, "publish", tmp_path)
+
+        druid = Api(emulator.port)
+        totals = "SELECT COUNT(*) AS n, SUM(amount) AS amount FROM sales"
+        assert druid.sql(totals) == [{"n": 48, "amount": 2 * sum(range(24))}]  # appended once, live
+        assert not load_state("crash_druid_append").get("files")
+
+        summary = rerun(spec_path)
+        assert summary["finished_publish_of"] is not None and summary["read"] == 0
+        assert druid.sql(totals) == [{"n": 48, "amount": 2 * sum(range(24))}]  # not appended again
+        assert sorted(Path(p).name for p in load_state("crash_druid_append")["files"]) == [
+            "sales-1.log", "sales-2.log"]
+    finally:
+        emulator.down()

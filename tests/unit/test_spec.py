@@ -69,6 +69,21 @@ def test_each_mistake_names_its_field(tmp_path, change, expected):
     assert expected in problems(tmp_path, GOOD.replace(old, new))
 
 
+@pytest.mark.parametrize("source, reads", [
+    ({"type": "kafka", "topic": "t", "schema": {"id": "long"}}, "a kafka source reads only the messages since"),
+    ({"type": "mysql", "table": "t", "incremental": {"column": "id"}}, "`source.incremental` reads only what is new"),
+    ({"type": "logs", "path": "/x", "incremental": True, "schema": {"id": "long"}},
+     "`source.incremental` reads only what is new"),
+])
+def test_swap_needs_a_source_read_in_full(source, reads):
+    spec = {"name": "s", "source": source,
+            "target": {"type": "redis", "key": "k:{id}", "mode": "swap", "value": {"type": "json"}}}
+    with pytest.raises(SpecError) as failure:
+        parse_spec(spec)
+    assert f"target.mode: swap serves each run's rows as the whole new version, and {reads}" in str(failure.value)
+    assert parse_spec(dict(spec, target=dict(spec["target"], mode="upsert"))).target.mode == "upsert"
+
+
 def test_missing_required_fields(tmp_path):
     found = problems(tmp_path, "name: x\nsource: {type: kafka}\n")
     assert "source.topic: required field is missing" in found
