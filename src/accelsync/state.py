@@ -24,6 +24,7 @@ def load_state(sync_name: str) -> dict[str, Any]:
 
 
 def save_state(sync_name: str, updates: dict[str, Any]) -> None:
+    """Set these keys; a value of None removes its key."""
     state = load_state(sync_name)
     state.update(updates)
-    write_json_atomic(_path(sync_name), state)
+    write_json_atomic(_path(sync_name), {key: value for key, value in state.items() if value is not None})
