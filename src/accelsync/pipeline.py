@@ -59,6 +59,7 @@ def finish_interrupted_publish(spec: Spec, current_run_id: str) -> str | None:
         return None
     log.warning("%s: finishing the publish of run %s, which was interrupted", spec.name, pending)
     stage_publish(spec, pending)
+    report(spec, pending)  # its summary and run-history row now say published
     return pending
 
 

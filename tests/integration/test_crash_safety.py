@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from accelsync import pipeline
+from accelsync import history, pipeline
 from accelsync.readers import RedisSwapReader
 from accelsync.spec import load_spec
 from accelsync.state import load_state
@@ -168,6 +168,8 @@ def test_mysql_killed_during_publish_is_finished_by_the_next_run(spark, accounts
     # then reads only the rows committed since.
     summary = rerun(spec_path)
     assert summary["finished_publish_of"] is not None
+    runs = {row["run_id"]: row for row in history.recent(name)}
+    assert runs[summary["finished_publish_of"]]["status"] == "published"  # the killed run, now
     assert summary["read"] == 10
     assert_accounts(redis_client, name, range(1, ROWS + 11))
     assert load_state(name)["watermark"] == str(ROWS + 10)
