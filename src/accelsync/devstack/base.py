@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from accelsync.devstack.process import (DevstackError, apt_install, find_binary, pid_alive, port_open,
-                                        read_pid, tail, terminate, wait_port_closed)
+from accelsync.devstack.process import (DevstackError, apt_install, exit_text, find_binary, pid_alive,
+                                        port_open, read_pid, tail, terminate, wait_port_closed)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -154,9 +154,12 @@ class Service(ABC):
             if self.healthy():  # installing a package may have started the distribution's server
                 return self._ready("reused", None)
             self.dir.mkdir(parents=True, exist_ok=True)
-            # A second attempt when the first server died or hung without a word in its log: seen
-            # once with Tansu on a loaded machine; a real problem (bad config, port) always logs.
-            for attempt in (1, 2):
+            # Another attempt when a server died or hung without a word in its log, or was killed
+            # by a signal: seen with Tansu in CI (pids recycle fast under pid_max 32768, and a
+            # stale kill meant for another process can hit a new one); a real problem (bad
+            # config, port taken) always logs and fails at once.
+            attempts = 3
+            for attempt in range(1, attempts + 1):
                 self.pid_file.unlink(missing_ok=True)
                 logged = self.log_file.stat().st_size if self.log_file.exists() else 0
                 self.start()
@@ -168,9 +171,10 @@ class Service(ABC):
                     terminate(pid, self.process_name, timeout=10)
                 self.pid_file.unlink(missing_ok=True)
                 silent = (self.log_file.stat().st_size if self.log_file.exists() else 0) == logged
-                if not silent or attempt == 2:
+                if not (silent or exit_text(launched).startswith(" (it was killed")) or attempt == attempts:
                     raise DevstackError(f"{self.label} did not become healthy on {self.address} within "
-                                        f"{start_timeout():.0f}s; {self.log_file} ends:\n{tail(self.log_file)}")
+                                        f"{start_timeout():.0f}s{exit_text(launched)}; {self.log_file} ends:\n"
+                                        f"{tail(self.log_file)}")
             raise AssertionError("unreachable")
 
     def down(self) -> str:

@@ -47,13 +47,27 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
+# Exit codes of our own children reaped by pid_alive (negative: killed by that signal).
+EXITED: dict[int, int] = {}
+
+
+def exit_text(pid: int | None) -> str:
+    """How our child `pid` ended, when pid_alive reaped it: for error messages."""
+    code = EXITED.get(pid) if pid else None
+    if code is None:
+        return ""
+    return f" (it was killed by signal {-code})" if code < 0 else f" (it exited with status {code})"
+
+
 def pid_alive(pid: int, expect: str | None = None) -> bool:
     """True when `pid` runs (and is not a zombie); with `expect`, its command line must contain it.
 
     The `expect` check guards against a stale pid file whose pid was reused by another program.
     """
     try:  # reap it if it is our own exited child, or it lingers as a zombie
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            EXITED[pid] = os.waitstatus_to_exitcode(status)
             return False
     except ChildProcessError:
         pass
