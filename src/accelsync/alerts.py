@@ -188,7 +188,7 @@ def task_failed(context: Any) -> None:
 
 def alert_from_context(context: Any) -> Alert:
     """The alert of a failed task, from Airflow's context and the run folder's verdicts."""
-    from accelsync.operators import FAILURE_FILE
+    from accelsync.runs import FAILURE_FILE
     from accelsync.runs import RunDir, safe_run_id
 
     ti = context["ti"]

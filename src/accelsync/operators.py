@@ -17,7 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from accelsync.errors import AccelsyncError, TerminalError
-from accelsync.runs import RunDir, safe_run_id
+from accelsync.runs import FAILURE_FILE, RunDir, safe_run_id
 from accelsync.spec import load_spec
 
 if TYPE_CHECKING:
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
     from accelsync.spec import Spec
 
-# Written to the run folder when a stage fails, so `report` can say why (and cleared on success).
-FAILURE_FILE = "failure.json"
 AIRFLOW_FILE = "airflow.json"
 
 

@@ -40,11 +40,9 @@ def stage_sync(spec: Spec, run_id: str, deadline: float | None = None) -> SyncSt
     from accelsync import engine
 
     run = RunDir(spec.name, run_id)
-    run.write_json("run.json", {"name": spec.name, "run_id": run_id,
-                                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    finished = finish_interrupted_publish(spec, run_id)
-    if finished:
-        run.write_json("run.json", dict(run.read_json("run.json"), finished_publish_of=finished))
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run.write_json("run.json", {"name": spec.name, "run_id": run_id, "started": started,
+                                "finished_publish_of": finish_interrupted_publish(spec, run_id)})
     return engine.sync(get_spark(spark_settings.for_spec(spec)), spec, run, deadline)
 
 

@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 
+# Written to the run folder when a stage fails, so `report` and the alert can say why (and
+# cleared when the stage starts again).
+FAILURE_FILE = "failure.json"
+
+
 def home() -> Path:
     """The project-local state folder (`ACCELSYNC_HOME`, default `./.accelsync`)."""
     return Path(os.environ.get("ACCELSYNC_HOME", ".accelsync")).absolute()

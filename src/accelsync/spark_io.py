@@ -107,9 +107,8 @@ def write_batches(options: dict[str, str], batches, task_index: int, partition: 
     spec = _spec(options)
     context = json.loads(options["context"])
     run_dir = options["run_dir"]
-    name = f"write-{task_index:05d}-{uuid.uuid4().hex[:8]}"
-    if partition is not None:
-        name = f"write-p{partition:05d}-{uuid.uuid4().hex[:8]}"
+    owner = f"{task_index:05d}" if partition is None else f"p{partition:05d}"
+    name = f"write-{owner}-{uuid.uuid4().hex[:8]}"
     channels = max(1, int(options["channels"]))
     max_dirty = spec.error_limit.records if spec.error_limit.percentage == 0 else None
     stats = write_partition(
@@ -131,7 +130,7 @@ def sync_partitions(options: dict[str, str]):
     def run(task_index: int, partitions):
         for index, value in partitions:
             yield retry_partition(lambda: _sync_one(options, task_index, index, value), index,
-                                  options["run_dir"], attempts=int(options.get("attempts", 4)))
+                                  options["run_dir"])
 
     return run
 

@@ -15,7 +15,6 @@ import json
 import sys
 import time
 
-FAILURE_FILE = "failure.json"  # the name accelsync.operators uses; not imported, to keep Airflow out
 DEADLINE_SHARE = 0.95  # of the spec's timeout, leaving Airflow's execution_timeout the last word
 
 
@@ -39,7 +38,7 @@ def main(argv: list[str]) -> int:
 def sync_stage(spec_path: str, run_id: str) -> int:
     from accelsync import pipeline
     from accelsync.errors import AccelsyncError
-    from accelsync.runs import RunDir
+    from accelsync.runs import FAILURE_FILE, RunDir
     from accelsync.spec import load_spec
 
     try:

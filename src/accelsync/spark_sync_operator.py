@@ -42,7 +42,7 @@ class SparkSyncOperator(SparkSubmitOperator):
     def execute(self, context: Context) -> None:
         from accelsync.runs import RunDir, safe_run_id
         from accelsync.spark_code import build_zip, default_folder
-        from accelsync.spark_job import FAILURE_FILE
+        from accelsync.runs import FAILURE_FILE
 
         run = RunDir(self.spec_name, safe_run_id(context["run_id"]))
         run.file(FAILURE_FILE).unlink(missing_ok=True)

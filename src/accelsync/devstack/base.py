@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from accelsync.devstack.process import (DevstackError, apt_install, exit_text, find_binary, pid_alive,
-                                        port_open, read_pid, tail, terminate, wait_port_closed)
+from accelsync.devstack.process import (DevstackError, apt_install, exit_text, find_binary,
+                                        killed_by_signal, pid_alive, port_open, read_pid, tail,
+                                        terminate, wait_port_closed)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -171,7 +172,7 @@ class Service(ABC):
                     terminate(pid, self.process_name, timeout=10)
                 self.pid_file.unlink(missing_ok=True)
                 silent = (self.log_file.stat().st_size if self.log_file.exists() else 0) == logged
-                if not (silent or exit_text(launched).startswith(" (it was killed")) or attempt == attempts:
+                if not (silent or killed_by_signal(launched)) or attempt == attempts:
                     raise DevstackError(f"{self.label} did not become healthy on {self.address} within "
                                         f"{start_timeout():.0f}s{exit_text(launched)}; {self.log_file} ends:\n"
                                         f"{tail(self.log_file)}")

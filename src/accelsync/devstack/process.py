@@ -51,6 +51,10 @@ def read_pid(pid_file: Path) -> int | None:
 EXITED: dict[int, int] = {}
 
 
+def killed_by_signal(pid: int | None) -> bool:
+    return (EXITED.get(pid) or 0) < 0 if pid else False
+
+
 def exit_text(pid: int | None) -> str:
     """How our child `pid` ended, when pid_alive reaped it: for error messages."""
     code = EXITED.get(pid) if pid else None
