@@ -48,12 +48,14 @@ class ServiceStatus:
     up: bool
     started_by_us: bool
     detail: str = ""
+    version: str = ""
 
     def line(self) -> str:
-        """One aligned line for the terminal, e.g. `mysql   up    127.0.0.1:3306  (reused)`."""
+        """One aligned line for the terminal, e.g. `mysql   up    127.0.0.1:3306  MariaDB 10.11.14  (reused)`."""
         state = "up" if self.up else "down"
         detail = f"  ({self.detail})" if self.detail else ""
-        return f"{self.name:<7} {state:<5} {self.address:<14}{detail}"
+        version = f"  {self.version}" if self.version else ""
+        return f"{self.name:<7} {state:<5} {self.address:<14}{version}{detail}"
 
 
 class Service(ABC):
@@ -98,6 +100,16 @@ class Service(ABC):
     def prepare(self) -> None:
         """Make a healthy server ready for accelsync (e.g. create its database). Idempotent."""
 
+    def version(self) -> str:
+        """The server's name and version as the running server reports them ("" when unknown)."""
+        return ""
+
+    def _version(self) -> str:
+        try:
+            return self.version()
+        except Exception:  # a version we cannot read never fails status or up
+            return ""
+
     def ensure_installed(self) -> None:
         """Make sure the server binaries exist: install the Debian package as root, else fail."""
         if self._missing():
@@ -135,7 +147,7 @@ class Service(ABC):
         pid = self.our_pid()
         if self.healthy():
             detail = f"started by devstack, pid {pid}" if pid else "reused"
-            return ServiceStatus(self.name, self.address, True, bool(pid), detail)
+            return ServiceStatus(self.name, self.address, True, bool(pid), detail, self._version())
         detail = f"pid {pid} not answering" if pid else "not running"
         return ServiceStatus(self.name, self.address, False, bool(pid), detail)
 
@@ -198,7 +210,7 @@ class Service(ABC):
             detail = f"started by devstack, pid {pid}"
         else:
             detail = f"reused, started by devstack, pid {pid}" if pid else "reused"
-        return ServiceStatus(self.name, self.address, True, bool(pid), detail)
+        return ServiceStatus(self.name, self.address, True, bool(pid), detail, self._version())
 
     def _wait_healthy(self, timeout: float, launched: int | None = None) -> bool:
         """Poll until healthy; give up early when the `launched` server (or its pid file's) dies."""

@@ -67,6 +67,18 @@ class MariaDB(Service):
         except pymysql.MySQLError as exc:
             raise DevstackError(f"cannot create database {self.database!r} on {self.address}: {exc}") from None
 
+    def version(self) -> str:
+        import pymysql
+
+        conn = pymysql.connect(host=self.host, port=self.port, user="root", password="", connect_timeout=2)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT VERSION()")
+                text = cursor.fetchone()[0]
+        finally:
+            conn.close()
+        return f"MariaDB {text.split('-')[0]}" if "mariadb" in text.lower() else f"MySQL {text}"
+
     def connection(self) -> str:
         return f"mysql://root@{self.host}:{self.port}/{self.database}"
 

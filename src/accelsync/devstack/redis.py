@@ -34,6 +34,14 @@ class Redis(Service):
         finally:
             client.close()
 
+    def version(self) -> str:
+        import redis
+        client = redis.Redis(host=self.host, port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return f"Redis {client.info('server')['redis_version']}"
+        finally:
+            client.close()
+
     def start(self) -> None:
         cmd = [find_binary("redis-server"), "--daemonize", "yes", "--bind", self.host,
                "--port", str(self.port), "--save", "", "--appendonly", "no", "--dir", str(self.dir),
