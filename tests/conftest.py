@@ -27,14 +27,42 @@ def accelsync_home(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def services():
-    """Start (or reuse) MariaDB, Redis and Kafka, and point the test connection ids at them."""
+    """Start (or reuse) MariaDB and Redis, and point the connection ids at the local services.
+
+    Kafka, HBase and Druid are JVM servers, slow to start on a small machine: only the tests
+    that use one ask for it (`kafka_server`, `hbase_server`, `druid_server`)."""
     from accelsync import devstack
 
-    devstack.up()
+    devstack.up(["mysql", "redis"])
     os.environ.update(devstack.connection_env())
     os.environ["AIRFLOW_CONN_TEST_MYSQL"] = f"mysql://root@127.0.0.1:3306/{TEST_DATABASE}"
     os.environ["AIRFLOW_CONN_TEST_REDIS"] = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     return devstack
+
+
+def _server(name: str):
+    from accelsync import devstack
+
+    [status] = devstack.up([name])
+    return status
+
+
+@pytest.fixture(scope="session")
+def kafka_server(services):
+    """The devstack Kafka broker (`kafka_default`), started once per test session."""
+    return _server("kafka")
+
+
+@pytest.fixture(scope="session")
+def hbase_server(services):
+    """The devstack HBase Thrift server (`hbase_default`), started once per test session."""
+    return _server("hbase")
+
+
+@pytest.fixture(scope="session")
+def druid_server(services):
+    """The devstack Druid (`druid_default`, the router), started once per test session."""
+    return _server("druid")
 
 
 @pytest.fixture(scope="session")

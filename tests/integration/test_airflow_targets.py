@@ -16,7 +16,7 @@ DATABASE = "accelsync_test_airflow_targets"
 
 
 @pytest.fixture(scope="module")
-def airflow(services):
+def airflow(services, hbase_server, druid_server):
     from accelsync import airflow_env
 
     os.environ["AIRFLOW_CONN_AFT_MYSQL"] = f"mysql://root@127.0.0.1:3306/{DATABASE}"

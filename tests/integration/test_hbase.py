@@ -73,7 +73,7 @@ def profiles_spec(**target):
 
 
 @pytest.fixture()
-def hbase(services, monkeypatch):
+def hbase(hbase_server, monkeypatch):
     """The `test_hbase` connection (the devstack emulator, tables under a test prefix) and a
     happybase connection to the same tables, with no test tables left over."""
     happybase = pytest.importorskip("happybase")

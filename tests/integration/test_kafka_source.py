@@ -31,7 +31,7 @@ STAMP_MS = 1_709_287_200_000  # 2024-03-01 10:00:00 UTC
 
 
 @pytest.fixture()
-def topic(services):
+def topic(kafka_server):
     """A fresh topic with 3 partitions; deleted afterwards."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -223,7 +223,7 @@ def test_malformed_messages_are_dirty_with_their_offsets(spark, topic, redis_cli
     assert committed(lenient, topic) == {0: 0, 1: 14, 2: 0}
 
 
-def test_unknown_topic_is_terminal_and_names_it(services):
+def test_unknown_topic_is_terminal_and_names_it(kafka_server):
     from accelsync.sources.kafka import KafkaSourceReader
 
     spec = make_spec("accelsync_missing_" + uuid.uuid4().hex[:8])
