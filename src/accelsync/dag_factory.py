@@ -127,9 +127,9 @@ def doc_md(spec: Spec, spec_path: str) -> str:
         f"{isolation.PRIORITY_WEIGHT[spec.priority]}" + (f", queue `{queue}`" if queue else ""),
         f"- publishes Asset `{spec.target.asset_uri()}`",
         f"- speed: {spec.speed.channels} channel(s), "
-        f"{spec.speed.records_per_second or 'unlimited'} records/s; error limit "
-        f"{spec.error_limit.records} records / {spec.error_limit.percentage:g} of read",
+        f"{spec.speed.records_per_second or 'unlimited'} records/s; error limit: {spec.error_limit.describe()}",
         "- gate: " + ", ".join(c for c in checks if c),
+        *[f"- **note** `{field}`: {note}" for field, note in spec.notes()],
         f"- spec: `{spec_path}`",
     ]
     return "\n".join(lines)

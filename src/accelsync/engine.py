@@ -100,7 +100,8 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
     run.write_json("context.json", context)
     options = {"spec": spec.model_dump_json(by_alias=True), CONNECTIONS_OPTION: for_spec(spec),
                "plan": plan.to_json(), "context": json.dumps(context), "run_dir": str(run.path),
-               "channels": str(spec.speed.channels)}
+               "channels": str(spec.speed.channels),
+               "max_dirty": json.dumps(spec.error_limit.task_cap(plan.max_records))}
     with _cancel_at(spark, deadline, f"accelsync-{spec.name}-{run.run_id}"):
         try:
             if spec.transform is None:
@@ -132,25 +133,19 @@ def _sync_dataframe(spark, spec: Spec, plan: Plan, run: RunDir, options: dict[st
     """With a transform: source -> Spark SQL -> sink, as DataFrames of Arrow batches."""
     frame = source_frame(spark, spec, plan, run)
     writer = frame.write.format(SINK_FORMAT).mode("append")
-    for key in ("spec", CONNECTIONS_OPTION, "context", "run_dir", "channels"):
+    for key in ("spec", CONNECTIONS_OPTION, "context", "run_dir", "channels", "max_dirty"):
         writer = writer.option(key, options[key])
     writer.save()
 
 
 def check_error_limit(spec: Spec, stats: SyncStats) -> None:
+    """DataX's errorLimit: fail when the dirty records exceed either limit that is set."""
     limit = spec.error_limit
-    over_records = stats.dirty > limit.records
-    share = stats.dirty / stats.read if stats.read else 0.0
-    over_share = limit.percentage > 0 and share > limit.percentage
-    if (over_records and limit.percentage == 0) or (over_records and over_share) or \
-            (limit.percentage > 0 and over_share and limit.records == 0):
+    if limit.exceeded(stats.dirty, stats.read):
+        share = stats.dirty / stats.read if stats.read else 0.0
         raise DataError(f"{stats.dirty} dirty records of {stats.read} read ({share:.4%}) exceed "
-                        f"error_limit (records: {limit.records}, percentage: {limit.percentage}); "
-                        f"reasons: {stats.dirty_reasons}; see {stats_dirty_folder()}")
-
-
-def stats_dirty_folder() -> str:
-    return "the run's dirty/ folder"
+                        f"error_limit ({limit.describe()}); reasons: {stats.dirty_reasons}; "
+                        f"see the run's dirty/ folder")
 
 
 def _collect(run: RunDir, started: datetime, seconds: float, partitions: int) -> SyncStats:

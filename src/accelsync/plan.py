@@ -21,6 +21,9 @@ class Plan:
     partitions: list[dict[str, Any]]
     state: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    # An upper bound of the records the run will read, when the source knows one at plan time
+    # (Kafka's offset ranges); lets a task stop as soon as the error limit's share is sure to be over.
+    max_records: int | None = None
 
     def to_json(self) -> str:
         return json.dumps({
@@ -28,13 +31,15 @@ class Plan:
             "partitions": self.partitions,
             "state": self.state,
             "description": self.description,
+            "max_records": self.max_records,
         }, default=str)
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
         data = json.loads(text)
         schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(data["schema"])))
-        return cls(schema, data["partitions"], data.get("state", {}), data.get("description", ""))
+        return cls(schema, data["partitions"], data.get("state", {}), data.get("description", ""),
+                   data.get("max_records"))
 
     def summary(self) -> dict[str, Any]:
         return {"partitions": len(self.partitions), "columns": self.schema.names,

@@ -110,7 +110,7 @@ def write_batches(options: dict[str, str], batches, task_index: int, partition: 
     owner = f"{task_index:05d}" if partition is None else f"p{partition:05d}"
     name = f"write-{owner}-{uuid.uuid4().hex[:8]}"
     channels = max(1, int(options["channels"]))
-    max_dirty = spec.error_limit.records if spec.error_limit.percentage == 0 else None
+    max_dirty = json.loads(options.get("max_dirty") or "null")  # ErrorLimit.task_cap, from the driver
     stats = write_partition(
         sink_class(spec.target.type)(spec), context, batches,
         dirty=DirtyLog(os.path.join(run_dir, "dirty"), name),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Iterator, Literal, Optional, Union
 from urllib.parse import quote
 
 import yaml
@@ -82,9 +82,32 @@ class Model(BaseModel):
 # ---------------------------------------------------------------- sources
 
 class Incremental(Model):
+    """Rows whose `column` is at or above the saved watermark, minus `lookback`.
+
+    The watermark's own value is read again (`>=`), because a row committed after the last run
+    can carry the same value (a DATETIME has whole seconds); `lookback` widens the window for rows
+    committed late with a smaller value (a long transaction): a duration for date and time
+    columns (`5m`), a number for integer columns. Re-read rows are written again, which keyed
+    targets (Redis, HBase) absorb."""
+
     column: str
+    lookback: Optional[Union[int, Duration]] = Field(
+        default=None, description="re-read this much below the watermark: 5m for a time column, 1000 for an integer")
 
     _check = field_validator("column")(lambda cls, v: _identifier(v, "column name"))
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _lookback(cls, v):
+        if v is None:
+            return v
+        if isinstance(v, bool):
+            raise ValueError("lookback is a duration (5m) for a time column or a number for an integer column")
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError("lookback must not be negative")
+            return v
+        return parse_duration(v)
 
 
 class MysqlSource(Model):
@@ -136,6 +159,10 @@ FieldType = str  # checked by _field_type below
 
 
 _FIELD_TYPES = re.compile(r"^(string|int|long|float|double|boolean|timestamp|date|binary|decimal\(\d+,\s*\d+\))$")
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+MAX_DECIMAL_PRECISION = 38  # Arrow's decimal128, Spark's DecimalType
+# Columns a source adds to every record; a parsed field of the same name would be shadowed.
+META_COLUMNS = KAFKA_META_COLUMNS + LOGS_META_COLUMNS
 
 
 def _schema(v: Optional[dict[str, str]]) -> Optional[dict[str, str]]:
@@ -143,10 +170,25 @@ def _schema(v: Optional[dict[str, str]]) -> Optional[dict[str, str]]:
         return v
     for name, kind in v.items():
         _identifier(name, "field name")
+        _not_meta(name)
         if not _FIELD_TYPES.match(str(kind)):
             raise ValueError(f"field {name!r}: {kind!r} is not a type; use string, int, long, float, "
                              "double, boolean, timestamp, date, binary or decimal(p,s)")
+        decimal = _DECIMAL.match(str(kind))
+        if decimal:
+            precision, scale = int(decimal.group(1)), int(decimal.group(2))
+            if not 1 <= precision <= MAX_DECIMAL_PRECISION:
+                raise ValueError(f"field {name!r}: {kind} has precision {precision}; decimal precision is "
+                                 f"1 to {MAX_DECIMAL_PRECISION}")
+            if scale > precision:
+                raise ValueError(f"field {name!r}: {kind} has a scale above its precision")
     return v
+
+
+def _not_meta(name: str) -> None:
+    if name in META_COLUMNS:
+        raise ValueError(f"field {name!r} has the name of a column every record carries "
+                         f"({', '.join(META_COLUMNS)}); rename it")
 
 
 class KafkaSource(Model):
@@ -200,6 +242,8 @@ class LogsSource(Model):
                 raise ValueError(f"pattern does not compile: {exc}") from None
             if not compiled.groupindex:
                 raise ValueError("pattern has no named groups (?P<name>...)")
+            for group in compiled.groupindex:
+                _not_meta(group)
             unknown = set(self.schema_ or {}) - set(compiled.groupindex)
             if unknown:
                 raise ValueError(f"schema names fields the pattern does not capture: {sorted(unknown)}")
@@ -284,12 +328,21 @@ class RedisTarget(Model):
             raise ValueError("compression applies to string and json values, not hash")
         return self
 
+    keyed: ClassVar[bool] = True  # writing a key again replaces its value
+
+    @property
+    def visible_before_gate(self) -> bool:
+        return self.mode == "upsert"
+
     def columns_used(self) -> dict[str, list[str]]:
         return {"key": self.key.columns, "value": self.value.value_columns() or []}
 
     def asset_uri(self) -> str:
         """The Airflow Asset of these keys: `redis://<connection id>/<key template>`."""
         return f"redis://{self.connection}/{quote(self.key.text, safe=':')}"
+
+
+_FAMILY = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class Salt(Model):
@@ -314,9 +367,18 @@ class HbaseTarget(Model):
     @classmethod
     def _cells(cls, v):
         if v is not None:
+            if not v:
+                raise ValueError("name at least one family:qualifier")
             for cell in v:
                 if not re.match(r"^[A-Za-z0-9_.-]+:[^:]+$", cell):
                     raise ValueError(f"{cell!r} is not family:qualifier")
+        return v
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v):
+        if v is not None and not _FAMILY.match(v):
+            raise ValueError(f"{v!r} is not a column family name (letters, digits, _ . -; not empty)")
         return v
 
     @model_validator(mode="after")
@@ -324,6 +386,9 @@ class HbaseTarget(Model):
         if (self.columns is None) == (self.family is None):
             raise ValueError("give exactly one of `columns` (family:qualifier -> column) and `family`")
         return self
+
+    keyed: ClassVar[bool] = True  # writing a cell again replaces it (or adds a version of it)
+    visible_before_gate: ClassVar[bool] = True  # HBase has no staging: cells are live once written
 
     def columns_used(self) -> dict[str, list[str]]:
         used = {"row_key": self.row_key.columns, "columns": list((self.columns or {}).values())}
@@ -371,6 +436,9 @@ class DruidTarget(Model):
     granularity: DruidGranularity = DruidGranularity()
     mode: Literal["replace", "append"] = "replace"
 
+    keyed: ClassVar[bool] = False  # Druid keeps every row it ingests
+    visible_before_gate: ClassVar[bool] = False  # staged in a datasource no reader uses until publish
+
     def columns_used(self) -> dict[str, list[str]]:
         return {"timestamp": [self.timestamp.column], "dimensions": list(self.dimensions),
                 "metrics": [m.field for m in self.metrics if m.field]}
@@ -391,8 +459,48 @@ class Speed(Model):
 
 
 class ErrorLimit(Model):
-    records: int = Field(default=0, ge=0)
-    percentage: float = Field(default=0.0, ge=0.0, le=1.0)
+    """DataX's errorLimit. The run fails when its dirty records exceed `records` (when set) or
+    when their share of the records read exceeds `percentage` (when set, a fraction: 0.01 is
+    1%). With neither set, no dirty record is allowed."""
+
+    records: Optional[int] = Field(default=None, ge=0)
+    percentage: Optional[float] = Field(default=None, ge=0.0, le=1.0)
+
+    @property
+    def record_limit(self) -> Optional[int]:
+        """The dirty-record count the run may not exceed (None: no such limit)."""
+        if self.records is None and self.percentage is None:
+            return 0
+        return self.records
+
+    def exceeded(self, dirty: int, read: int) -> bool:
+        """True when `dirty` of `read` records break the limit."""
+        over_records = self.record_limit is not None and dirty > self.record_limit
+        over_share = self.percentage is not None and read > 0 and dirty / read > self.percentage
+        return over_records or over_share
+
+    def task_cap(self, max_records: Optional[int]) -> Optional[int]:
+        """Dirty records one task may find before the run is sure to fail, so the task stops early.
+
+        A task's own count is a lower bound of the run's, so over `records` the run fails; over
+        `percentage` of `max_records` (when the plan knows an upper bound of what the run reads,
+        e.g. Kafka offset ranges) the run's share is over `percentage` too."""
+        caps = []
+        if self.record_limit is not None:
+            caps.append(self.record_limit)
+        if self.percentage is not None and max_records is not None:
+            caps.append(int(self.percentage * max_records))
+        return min(caps) if caps else None
+
+    def describe(self) -> str:
+        if self.records is None and self.percentage is None:
+            return "no dirty record allowed"
+        parts = []
+        if self.records is not None:
+            parts.append(f"records: {self.records}")
+        if self.percentage is not None:
+            parts.append(f"percentage: {self.percentage:g}")
+        return ", ".join(parts)
 
 
 class Reconcile(Model):
@@ -459,6 +567,11 @@ class Spec(Model):
     quality: Quality = Quality()
     spark: Optional[SparkOptions] = None
 
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v):
+        return None if v is None else check_schedule(v)
+
     @model_validator(mode="after")
     def _columns_exist(self):
         """Template and value columns must exist when the source columns can be told statically."""
@@ -490,11 +603,65 @@ class Spec(Model):
         raise _FieldError("target.mode", f"swap serves each run's rows as the whole new version, and {reads}; "
                                          "use mode: upsert")
 
+    @model_validator(mode="after")
+    def _rereads_need_keys(self):
+        """MySQL incremental re-reads rows; only a target where a rewrite replaces the row absorbs that."""
+        if isinstance(self.source, MysqlSource) and self.source.incremental and not self.target.keyed:
+            raise _FieldError(
+                "source.incremental",
+                f"an incremental MySQL source reads the rows at its watermark (and within `lookback`) again, "
+                f"so that no row committed late is lost; a {self.target.type} target keeps every row it is "
+                f"given, so those rows would count twice. Read the table in full (no `incremental`) or "
+                f"sync into a keyed target (redis, hbase)")
+        return self
+
+    @property
+    def is_delta(self) -> bool:
+        """True when a run reads only what is new since the last run (Kafka, incremental sources)."""
+        return isinstance(self.source, KafkaSource) or bool(getattr(self.source, "incremental", None))
+
+    @property
+    def visible_before_gate(self) -> bool:
+        """True when the target shows written rows to readers before the gate has passed."""
+        return self.target.visible_before_gate
+
+    def notes(self) -> list[tuple[str, str]]:
+        """What a user should know about this spec that is not an error: (field, note)."""
+        notes = []
+        if self.visible_before_gate:
+            field = "target.mode" if hasattr(self.target, "mode") else "target.type"
+            notes.append((field, UPSERT_NOTE))
+        return notes
+
     @property
     def kafka_group(self) -> Optional[str]:
         if isinstance(self.source, KafkaSource):
             return self.source.group or f"accelsync.{self.name}"
         return None
+
+
+UPSERT_NOTE = ("rows are written where readers see them before the gate runs: rows written in upsert mode "
+               "stay live when the gate fails, and the source position is not advanced, so the next run "
+               "writes them again")
+
+# Airflow's schedule presets (airflow.sdk's CRON_PRESETS plus @once and @continuous).
+SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
+
+
+def check_schedule(text: str) -> str:
+    """A cron expression (5 or 6 fields, as Airflow's croniter reads it) or an Airflow preset."""
+    text = text.strip()
+    if text.startswith("@"):
+        if text not in SCHEDULE_PRESETS:
+            raise ValueError(f"{text!r} is not an Airflow preset; use one of {', '.join(SCHEDULE_PRESETS)} "
+                             "or a cron expression")
+        return text
+    from croniter import croniter
+    try:
+        croniter(text)
+    except Exception as exc:  # croniter's CroniterBadCronError and friends, or a ValueError
+        raise ValueError(f"{text!r} is not a cron expression: {exc}") from None
+    return text
 
 
 def _not_a_column(column: str, field: str, columns: list[str]) -> str:
@@ -517,29 +684,82 @@ def load_spec(path: str | Path) -> Spec:
     path = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+            text = handle.read()
     except OSError as exc:
         raise SpecError(path, [("", f"cannot read: {exc.strerror}")]) from None
+    data = load_yaml(text, path)
+    spec = parse_spec(data, path)
+    return _resolve_suite(spec, Path(path))
+
+
+def load_yaml(text: str, path: str) -> Any:
+    """Parse YAML text, refusing a key given twice in one mapping (YAML would keep the last)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        duplicates = list(_duplicate_keys(root, ""))
+        if duplicates:
+            raise SpecError(path, duplicates)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise SpecError(path, [("", f"{where}not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    spec = parse_spec(data, path)
-    return _resolve_suite(spec, Path(path))
+
+
+def _duplicate_keys(node: Any, at: str) -> Iterator[tuple[str, str]]:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            field = f"{at}.{name}" if at else name
+            if name in seen:
+                yield field, (f"given twice (lines {seen[name]} and {key.start_mark.line + 1}); "
+                              "YAML would silently keep the last")
+            else:
+                seen[name] = key.start_mark.line + 1
+            yield from _duplicate_keys(value, field)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{at}[{index}]")
 
 
 def _resolve_suite(spec: Spec, spec_path: Path) -> Spec:
     """A relative `quality.suite` names a file under the project: the current folder or the
     nearest folder above the spec that holds it. Resolved once here, so every process (Airflow
-    worker, Spark driver) finds the same file whatever its working directory."""
+    worker, Spark driver) finds the same file whatever its working directory. The file must be
+    there and look like a GX suite (the expectations themselves are checked by `validate` and
+    the gate, which load Great Expectations)."""
     suite = spec.quality.suite
-    if not suite or Path(suite).is_absolute():
+    if not suite:
         return spec
-    for folder in [Path.cwd(), *spec_path.absolute().parents]:
-        if (folder / suite).is_file():
-            quality = spec.quality.model_copy(update={"suite": str(folder / suite)})
-            return spec.model_copy(update={"quality": quality})
-    return spec
+    found = Path(suite) if Path(suite).is_absolute() else next(
+        (folder / suite for folder in [Path.cwd(), *spec_path.absolute().parents] if (folder / suite).is_file()),
+        None)
+    if found is None or not found.is_file():
+        where = "" if Path(suite).is_absolute() else " (looked in the current folder and every folder above the spec)"
+        raise SpecError(str(spec_path), [("quality.suite", f"no suite file {suite}{where}")])
+    problem = suite_shape_problem(found)
+    if problem:
+        raise SpecError(str(spec_path), [("quality.suite", f"{found}: {problem}")])
+    quality = spec.quality.model_copy(update={"suite": str(found)})
+    return spec.model_copy(update={"quality": quality})
+
+
+def suite_shape_problem(path: Path) -> Optional[str]:
+    """Why this file is not a Great Expectations 1.x suite, or None (a cheap check: no GX import)."""
+    import json
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read: {exc}"
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
+        return "not a Great Expectations suite (a JSON object with `name` and a list of `expectations`)"
+    for index, item in enumerate(data["expectations"]):
+        if not isinstance(item, dict) or not isinstance(item.get("type") or item.get("expectation_type"), str):
+            return f"expectations[{index}] is not an expectation (an object with `type` and `kwargs`)"
+    return None
 
 
 def parse_spec(data: Any, path: str = "<spec>") -> Spec:

@@ -284,10 +284,10 @@ def test_incremental_watermark_moves_only_at_publish(spark, mysql, redis_client,
     assert load_state(spec.name)["watermark"] == "2024-01-01 00:00:05"
 
     cursor.execute("UPDATE profiles SET city = 'Lisbon', updated_at = '2024-02-01' WHERE id = 2")
-    summary = pipeline.run(spec, run_id + "b")
-    assert summary["status"] == "published" and summary["read"] == 1
+    summary = pipeline.run(spec, run_id + "b")  # the row at the old watermark (id 5) is read again
+    assert summary["status"] == "published" and summary["read"] == 2
     assert redis_client.hget("p:2", "city") == b"Lisbon" and redis_client.hget("p:1", "city") == b"Paris"
-    assert pipeline.run(spec, run_id + "c")["read"] == 0
+    assert pipeline.run(spec, run_id + "c")["read"] == 1  # only the row at the watermark
 
 
 def test_cli_run_json_and_exit_status(services, typed_table, redis_client, tmp_path):

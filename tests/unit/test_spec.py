@@ -144,7 +144,7 @@ def test_schema_covers_every_type():
 def test_relative_suite_resolves_from_the_spec_folder_upwards(tmp_path, monkeypatch):
     project = tmp_path / "project"
     (project / "expectations").mkdir(parents=True)
-    (project / "expectations" / "s.json").write_text("{}")
+    (project / "expectations" / "s.json").write_text('{"name": "s", "expectations": []}')
     (project / "dags" / "syncs").mkdir(parents=True)
     path = project / "dags" / "syncs" / "x.yaml"
     path.write_text(GOOD + "quality: {suite: expectations/s.json}\n")
@@ -160,3 +160,126 @@ def test_durations_round_trip_through_their_text(text, seconds, shown):
     value = parse_duration(text)
     assert value.total_seconds() == seconds
     assert format_duration(value) == shown and parse_duration(shown) == value
+
+
+# ---------------------------------------------------------------- what `validate` catches before a run
+
+def _spec(**parts) -> dict:
+    spec = {"name": "x", "source": {"type": "mysql", "table": "t", "columns": ["id", "ts"]},
+            "target": {"type": "redis", "key": "k:{id}"}}
+    spec.update(parts)
+    return spec
+
+
+def _problem_lines(data: dict) -> list[str]:
+    with pytest.raises(SpecError) as failure:
+        parse_spec(data, "x.yaml")
+    return failure.value.lines()
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ("0 25 * * *", "x.yaml: schedule: '0 25 * * *' is not a cron expression"),
+    ("every hour", "x.yaml: schedule: 'every hour' is not a cron expression"),
+    ("@hourlyy", "x.yaml: schedule: '@hourlyy' is not an Airflow preset; use one of @once, @continuous"),
+])
+def test_a_bad_schedule_is_caught(schedule, message):
+    [line] = _problem_lines(_spec(schedule=schedule))
+    assert line.startswith(message)
+
+
+@pytest.mark.parametrize("schedule", ["*/5 * * * *", "0 3 * * 1-5", "@daily", "@once", "@quarterly", None])
+def test_good_schedules_pass(schedule):
+    assert parse_spec(_spec(schedule=schedule)).schedule == schedule
+
+
+def test_a_key_given_twice_is_caught_with_its_lines(tmp_path):
+    found = problems(tmp_path, GOOD + "speed: {channels: 2}\n")
+    assert found == ["speed: given twice (lines 7 and 9); YAML would silently keep the last"]
+    nested = GOOD.replace("split_pk: id}", "split_pk: id, table: other}")
+    assert problems(tmp_path, nested) == ["source.table: given twice (lines 5 and 5); YAML would silently keep the last"]
+
+
+def test_a_missing_suite_or_a_file_that_is_not_a_suite_is_caught(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert problems(tmp_path, GOOD + "quality: {suite: expectations/none.json}\n") == [
+        "quality.suite: no suite file expectations/none.json (looked in the current folder and every folder "
+        "above the spec)"]
+    (tmp_path / "notes.json").write_text('{"rows": [1, 2]}')
+    [line] = problems(tmp_path, GOOD + "quality: {suite: notes.json}\n")
+    assert line == (f"quality.suite: {tmp_path / 'notes.json'}: not a Great Expectations suite (a JSON object "
+                    "with `name` and a list of `expectations`)")
+    (tmp_path / "bad.json").write_text("{not json")
+    [line] = problems(tmp_path, GOOD + "quality: {suite: bad.json}\n")
+    assert line.startswith(f"quality.suite: {tmp_path / 'bad.json'}: not JSON:")
+
+
+@pytest.mark.parametrize("target, message", [
+    ({"type": "hbase", "table": "t", "row_key": "{id}", "family": ""},
+     "x.yaml: target.family: '' is not a column family name"),
+    ({"type": "hbase", "table": "t", "row_key": "{id}", "family": "c f"},
+     "x.yaml: target.family: 'c f' is not a column family name"),
+    ({"type": "hbase", "table": "t", "row_key": "{id}", "columns": {}},
+     "x.yaml: target.columns: name at least one family:qualifier"),
+])
+def test_hbase_family_must_be_a_name(target, message):
+    [line] = _problem_lines(_spec(target=target))
+    assert line.startswith(message)
+
+
+@pytest.mark.parametrize("name", ["_file", "_line", "_key", "_partition", "_offset", "_timestamp"])
+@pytest.mark.parametrize("source", ["kafka", "logs"])
+def test_schema_fields_may_not_shadow_meta_columns(source, name):
+    options = {"type": source, "schema": {name: "string", "id": "long"}}
+    options.update({"topic": "t"} if source == "kafka" else {"path": "/x"})
+    [line] = _problem_lines(_spec(source=options, target={"type": "redis", "key": "k:{id}"}))
+    assert line.startswith(f"x.yaml: source.schema: field {name!r} has the name of a column every record "
+                           "carries (_key, _partition, _offset, _timestamp, _file, _line); rename it")
+
+
+def test_regex_groups_may_not_shadow_meta_columns():
+    source = {"type": "logs", "path": "/x", "format": "regex", "pattern": r"^(?P<_line>\d+) (?P<id>\d+)"}
+    [line] = _problem_lines(_spec(source=source))
+    assert line.startswith("x.yaml: source: field '_line' has the name of a column every record carries")
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("decimal(40,2)", "field 'amount': decimal(40,2) has precision 40; decimal precision is 1 to 38"),
+    ("decimal(0,0)", "field 'amount': decimal(0,0) has precision 0; decimal precision is 1 to 38"),
+    ("decimal(5,7)", "field 'amount': decimal(5,7) has a scale above its precision"),
+])
+def test_decimal_precision_is_checked(kind, message):
+    source = {"type": "kafka", "topic": "t", "schema": {"id": "long", "amount": kind}}
+    [line] = _problem_lines(_spec(source=source))
+    assert line == f"x.yaml: source.schema: {message}"
+    ok = dict(source, schema={"id": "long", "amount": "decimal(38,10)"})
+    assert parse_spec(_spec(source=ok)).source.schema_["amount"] == "decimal(38,10)"
+
+
+def test_incremental_mysql_into_druid_is_refused():
+    source = {"type": "mysql", "table": "t", "columns": ["id", "ts"], "incremental": {"column": "ts"}}
+    target = {"type": "druid", "datasource": "d", "timestamp": {"column": "ts"}}
+    [line] = _problem_lines(_spec(source=source, target=target))
+    assert line.startswith("x.yaml: source.incremental: an incremental MySQL source reads the rows at its "
+                           "watermark (and within `lookback`) again")
+    assert "a druid target keeps every row it is given, so those rows would count twice" in line
+    full = dict(source)
+    del full["incremental"]
+    assert parse_spec(_spec(source=full, target=target)).target.type == "druid"
+    assert parse_spec(_spec(source=source)).source.incremental.column == "ts"  # keyed Redis: fine
+
+
+@pytest.mark.parametrize("lookback, value", [("5m", timedelta(minutes=5)), (1000, 1000), (None, None)])
+def test_incremental_lookback_is_a_duration_or_a_number(lookback, value):
+    source = {"type": "mysql", "table": "t", "incremental": {"column": "ts", "lookback": lookback}}
+    assert parse_spec(_spec(source=source)).source.incremental.lookback == value
+
+
+def test_upsert_targets_say_their_rows_are_live_before_the_gate():
+    upsert = parse_spec(_spec())
+    assert upsert.visible_before_gate
+    assert upsert.notes()[0][0] == "target.mode"
+    assert "rows written in upsert mode stay live" in upsert.notes()[0][1]
+    swap = parse_spec(_spec(target={"type": "redis", "key": "k:{id}", "mode": "swap"}))
+    assert not swap.visible_before_gate and swap.notes() == []
+    hbase = parse_spec(_spec(target={"type": "hbase", "table": "t", "row_key": "{id}", "family": "cf"}))
+    assert hbase.visible_before_gate and hbase.notes()[0][0] == "target.type"

@@ -149,8 +149,8 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
                               _row(batch, index))
                 written = batch.filter(pa.array(keep))
                 if max_dirty is not None and dirty.count > max_dirty:
-                    raise DataError(f"dirty records exceed error_limit (records: {max_dirty}): one task "
-                                    f"alone found {dirty.count}; last: {rejected[-1][1]}")
+                    raise DataError(f"dirty records exceed error_limit ({sink.spec.error_limit.describe()}): "
+                                    f"one task alone found {dirty.count}; last: {rejected[-1][1]}")
             stats.written += written.num_rows
             stats.write_seconds += time.monotonic() - tick
             tick = time.monotonic()

@@ -127,7 +127,7 @@ class KafkaSourceReader(Source):
         busy = len({r["partition"] for r in ranges})
         how = (f"{len(ranges)} offset ranges over {busy} of {len(partitions)} partitions of {topic}, "
                f"{total} messages" if ranges else f"nothing new in {topic} for group {group}")
-        return Plan(schema, ranges, state, how)
+        return Plan(schema, ranges, state, how, max_records=total)
 
     def _start(self, partition: int, committed: int | None, low: int, end: int) -> tuple[int, str | None]:
         """Where this run starts reading a partition, and a note when that is not where the

@@ -8,6 +8,7 @@ DATETIME/TIMESTAMP (microseconds, no time zone), TIME and YEAR as text and small
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Iterator
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ _ENUM, _SET, _TINY_BLOB, _MEDIUM_BLOB, _LONG_BLOB, _BLOB, _VAR_STRING, _STRING, 
 _UNSIGNED_FLAG = 32
 _BINARY_CHARSET = 63
 _INTEGER_TYPES = {_TINY, _SHORT, _LONG, _LONGLONG, _INT24}
+_TEMPORAL_TYPES = {_DATE, _NEWDATE, _DATETIME, _TIMESTAMP}
 
 
 def quote_identifier(name: str) -> str:
@@ -106,7 +108,7 @@ class MysqlSourceReader(Source):
             conditions = [f"({self.options.where})"] if self.options.where else []
             state: dict[str, Any] = {}
             if self.options.incremental:
-                conditions, state = self._incremental(cursor, conditions)
+                conditions, state = self._incremental(cursor, conditions, fields)
             if self.options.query is not None:
                 sql = f"SELECT {select} FROM ({self.options.query}) AS accelsync_q"
                 return Plan(schema, [{"sql": sql}], state, "query, one partition")
@@ -151,20 +153,45 @@ class MysqlSourceReader(Source):
         columns = ", ".join(quote_identifier(c) for c in self.options.columns) if self.options.columns else "*"
         return f"SELECT {columns} FROM {quote_identifier(self.options.table)}"
 
-    def _incremental(self, cursor, conditions: list[str]) -> tuple[list[str], dict]:
-        column = quote_identifier(self.options.incremental.column)
+    def _incremental(self, cursor, conditions: list[str], fields) -> tuple[list[str], dict]:
+        """Rows from the saved watermark (itself included, minus `lookback`) up to the column's
+        maximum now. The watermark's own value is read again because a row committed after the
+        last run may carry it too (a DATETIME holds whole seconds); keyed targets absorb the
+        re-read rows, and the spec refuses targets that would count them twice."""
+        incremental = self.options.incremental
+        column = quote_identifier(incremental.column)
         where = " AND ".join(conditions) or "1=1"
         cursor.execute(f"SELECT MAX({column}) FROM {quote_identifier(self.options.table)} WHERE {where}")
         upper = cursor.fetchone()[0]
         saved = load_state(self.spec.name).get("watermark")
         bounded = list(conditions)
         if saved is not None:
-            bounded.append(f"{column} > %s" % _literal(cursor, saved))
+            bounded.append(f"{column} >= {self._lower_bound(cursor, saved, fields)}")
         if upper is None:
             bounded.append("1=0")
         else:
             bounded.append(f"{column} <= %s" % _literal(cursor, upper))
-        return bounded, {"lower": saved, "upper": None if upper is None else str(upper)}
+        return bounded, {"lower": saved, "lookback": _lookback_text(incremental.lookback),
+                         "upper": None if upper is None else str(upper)}
+
+    def _lower_bound(self, cursor, saved: str, fields) -> str:
+        """The SQL lower bound: the saved watermark, moved down by `lookback` when set."""
+        lookback = self.options.incremental.lookback
+        literal = _literal(cursor, saved)
+        if not lookback:
+            return literal
+        kind = {f.name: f for f in fields}.get(self.options.incremental.column)
+        temporal = kind is not None and kind.type_code in _TEMPORAL_TYPES
+        if isinstance(lookback, timedelta):
+            if not temporal:
+                raise TerminalError(f"source.incremental.lookback: {_lookback_text(lookback)} is a duration, but "
+                                    f"{self.options.incremental.column!r} is not a date or time column; give a number")
+            micros = int(lookback.total_seconds() * 1_000_000)
+            return f"(CAST({literal} AS DATETIME(6)) - INTERVAL {micros} MICROSECOND)"
+        if temporal:
+            raise TerminalError(f"source.incremental.lookback: {lookback} is a number, but "
+                                f"{self.options.incremental.column!r} is a date or time column; give a duration (5m)")
+        return f"({literal} - {int(lookback)})"
 
     def _split(self, cursor, table: str, fields, conditions: list[str], channels: int) -> list[str | None]:
         pk = self.options.split_pk
@@ -231,6 +258,13 @@ def _describe(cursor, base: str, conn: Connection):
             raise TerminalError(f"source: {conn.redact(str(exc.args[-1]))}") from None
         raise TransientError(f"MySQL query failed: {conn.redact(str(exc.args[-1]))}") from None
     return cursor._result.fields
+
+
+def _lookback_text(lookback: Any) -> Any:
+    if isinstance(lookback, timedelta):
+        from accelsync.spec import format_duration
+        return format_duration(lookback)
+    return lookback
 
 
 def _literal(cursor, value: Any) -> str:
