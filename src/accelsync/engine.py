@@ -7,6 +7,7 @@ dropped). The error limit is checked on them before anything can be gated or pub
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 import time
@@ -221,7 +222,18 @@ def _task_error(exc: Exception) -> Exception:
             return getattr(errors, marker[:-2])(message)
     if isinstance(exc, (TerminalError,)) or getattr(exc, "retryable", None) is not None:
         return exc
-    return errors.TransientError(f"Spark job failed: {_first_line(text)}")
+    # Anything else is retried only when it is a lost connection or worker (errors.py's list);
+    # a bug fails the run at once with its message.
+    return errors.classify(exc, f"Spark job failed: {_python_error(text)}")
+
+
+def _python_error(text: str) -> str:
+    """The Python exception line inside Spark's wrapped task failure, else its first line."""
+    lines = [line.strip() for line in text.splitlines()]
+    for line in reversed(lines):
+        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*", line):
+            return line
+    return _first_line(text)
 
 
 def _first_line(text: str) -> str:

@@ -16,14 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from accelsync.errors import TransientError
+from accelsync.errors import TransientError, is_availability_failure
 from accelsync.runs import write_json_atomic
 
 BASE_DELAY = 1.0
 MAX_DELAY = 30.0
-# Failures worth another attempt: accelsync's own TransientError, and a connection that broke
-# somewhere a connector did not wrap it.
-TRANSIENT = (TransientError, ConnectionError, TimeoutError)
 
 
 def backoff(attempt: int) -> float:
@@ -39,7 +36,9 @@ def retry_partition(attempt: Callable[[], dict[str, Any]], index: int, run_dir: 
     for number in range(1, attempts + 1):
         try:
             stats = attempt()
-        except TRANSIENT as exc:
+        except Exception as exc:
+            if not is_availability_failure(exc):  # bad data, a bug: fail at once (errors.py lists what is retried)
+                raise
             failures.append({"attempt": number, "error": str(exc)})
             _record(run_dir, index, failures)
             if number == attempts:

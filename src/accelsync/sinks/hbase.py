@@ -45,7 +45,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from accelsync.connections import Connection, get_connection
-from accelsync.errors import AccelsyncError, ConnectionConfigError, TerminalError, TransientError
+from accelsync.errors import (AccelsyncError, ConnectionConfigError, TerminalError, TransientError,
+                              is_availability_failure)
 from accelsync.registry import register_sink
 from accelsync.sinks import resp
 from accelsync.sinks.base import BatchWriter, Sink
@@ -93,8 +94,10 @@ def hbase_error(exc: Exception, conn: Connection, doing: str = "") -> AccelsyncE
         return TerminalError(f"{prefix}HBase refused: {conn.redact(_message(exc))}")
     if isinstance(exc, TApplicationException):
         return TerminalError(f"{prefix}HBase Thrift server error: {conn.redact(str(exc))}")
-    return TransientError(f"{prefix}HBase Thrift server at {conn.safe_address()} is unavailable: "
-                          f"{conn.redact(str(exc) or type(exc).__name__)}")
+    if is_availability_failure(exc):
+        return TransientError(f"{prefix}HBase Thrift server at {conn.safe_address()} is unavailable: "
+                              f"{conn.redact(str(exc) or type(exc).__name__)}")
+    return TerminalError(f"{prefix}HBase write failed: {type(exc).__name__}: {conn.redact(str(exc))}")
 
 
 @functools.lru_cache(maxsize=8)

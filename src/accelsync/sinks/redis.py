@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from accelsync.codecs import compress_array, decode_value, total_bytes
 from accelsync.connections import Connection, get_connection
-from accelsync.errors import TerminalError, TransientError
+from accelsync.errors import TerminalError, TransientError, is_availability_failure
 from accelsync.registry import register_sink
 from accelsync.runs import safe_run_id
 from accelsync.sinks import resp
@@ -65,7 +65,7 @@ class RedisSink(Sink):
                 client.sadd(versions_key(self.spec.name), prefix)
                 return {"prefix": prefix}
         except Exception as exc:
-            raise TransientError(f"Redis at {self._conn().safe_address()} is unavailable: {exc}") from None
+            raise _redis_error(exc, self._conn().safe_address(), self._conn().redact(str(exc))) from None
         finally:
             client.close()
         return {"prefix": ""}
@@ -177,7 +177,7 @@ class _RedisWriter(BatchWriter):
             self.connection = self.client.connection_pool.get_connection()
             self.connection.connect()
         except Exception as exc:
-            raise TransientError(f"Redis at {conn.safe_address()} is unavailable: {self.redact(str(exc))}") from None
+            raise _redis_error(exc, conn.safe_address(), self.redact(str(exc))) from None
         self.pipe = resp.RespPipe(self.connection._sock)
         self.fields: list[str] | None = None
 
@@ -374,3 +374,9 @@ def _same_json(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool) or isinstance(expected, (int, float)) and not isinstance(expected, Decimal):
         return expected == actual
     return _text(expected).decode() == actual
+
+
+def _redis_error(exc: Exception, address: str, text: str) -> Exception:
+    if is_availability_failure(exc):
+        return TransientError(f"Redis at {address} is unavailable: {text}")
+    return TerminalError(f"Redis at {address} refused: {text}")

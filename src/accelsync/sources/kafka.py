@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from accelsync.connections import Connection, get_connection
 from accelsync.dirty import DirtyLog
-from accelsync.errors import ConnectionConfigError, TerminalError, TransientError
+from accelsync.errors import ConnectionConfigError, TerminalError, TransientError, is_availability_failure
 from accelsync.plan import Plan
 from accelsync.registry import register_source
 from accelsync.sources.base import Source
@@ -240,7 +240,9 @@ class _Client:
         text = self.redact(_text(err))
         if isinstance(err, KafkaError) and err.code() in _TERMINAL_CODES:
             return TerminalError(f"Kafka {doing}: {text}")
-        return TransientError(f"Kafka at {self.servers} {doing} failed: {text}")
+        if is_availability_failure(err):
+            return TransientError(f"Kafka at {self.servers} {doing} failed: {text}")
+        return TerminalError(f"Kafka {doing} failed: {text}")
 
     def partitions(self, consumer: Consumer, topic: str) -> list[int]:
         try:

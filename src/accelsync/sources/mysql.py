@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from accelsync.connections import Connection, get_connection
 from accelsync.dirty import DirtyLog
-from accelsync.errors import TerminalError, TransientError
+from accelsync.errors import TerminalError, TransientError, classify
 from accelsync.plan import Plan
 from accelsync.registry import register_source
 from accelsync.sources.base import Source
@@ -279,13 +279,6 @@ def _url(conn: Connection) -> str:
 
 
 def _error(exc: Exception, conn: Connection) -> Exception:
-    text = conn.redact(str(exc))
-    # Connection lost, refused, killed (KILL <id>, error 1927) or interrupted by a server
-    # shutdown (1053) or KILL QUERY (1317): the partition is worth another attempt.
-    if any(word in text.lower() for word in ("connection refused", "timed out", "broken pipe",
-                                              "lost connection", "server has gone away", "reset by peer",
-                                              "connection was killed", "query execution was interrupted",
-                                              "server shutdown in progress", "unexpected eof",
-                                              "server disconnected")):
-        return TransientError(f"MySQL read failed: {text}")
-    return TerminalError(f"MySQL read failed: {text}")
+    """A lost, refused, killed or interrupted connection is worth another attempt (errors.py's
+    list); anything else the server or ConnectorX says fails at once."""
+    return classify(exc, f"MySQL read failed: {conn.redact(str(exc))}")
