@@ -20,13 +20,28 @@ def cmd_validate(args) -> int:
     for path in files:
         try:
             spec = load_spec(path)
+            _check_suite(spec, str(path))
         except SpecError as exc:
             bad += 1
             for line in exc.lines():
                 print(line)
             continue
         print(f"{path}: ok ({spec.name}: {spec.source.type} -> {spec.target.type})")
+        for field, note in spec.notes():
+            print(f"{path}: {field}: note: {note}")
     return 1 if bad else 0
+
+
+def _check_suite(spec, path: str) -> None:
+    """The suite's expectations as Great Expectations reads them (types, arguments): GX is slow
+    to import, so this runs in `validate` and the gate, not when Airflow parses DAGs."""
+    if not spec.quality.suite:
+        return
+    from accelsync.quality.expectations import load_suite
+    try:
+        load_suite(spec.quality.suite)
+    except SpecError as exc:
+        raise SpecError(path, [("quality.suite", line) for line in exc.lines()]) from None
 
 
 def cmd_run(args) -> int:

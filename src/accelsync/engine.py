@@ -103,20 +103,35 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
                "plan": plan.to_json(), "context": json.dumps(context), "run_dir": str(run.path),
                "channels": str(spec.speed.channels),
                "max_dirty": json.dumps(spec.error_limit.task_cap(plan.max_records))}
-    with _cancel_at(spark, deadline, f"accelsync-{spec.name}-{run.run_id}"):
-        try:
-            if spec.transform is None:
-                _sync_fused(spark, plan, options, run)
-            else:
-                _sync_dataframe(spark, spec, plan, run, options)
-        except Exception as exc:
-            raise _task_error(exc) from None
-    context = sink.finish(context, deadline)
-    run.write_json("context.json", context)
-    stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions))
-    run.write_json("sync.json", asdict(stats))
-    check_error_limit(spec, stats)
+    try:
+        with _cancel_at(spark, deadline, f"accelsync-{spec.name}-{run.run_id}"):
+            try:
+                if spec.transform is None:
+                    _sync_fused(spark, plan, options, run)
+                else:
+                    _sync_dataframe(spark, spec, plan, run, options)
+            except Exception as exc:
+                raise _task_error(exc) from None
+        context = sink.finish(context, deadline)
+        run.write_json("context.json", context)
+        stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions))
+        run.write_json("sync.json", asdict(stats))
+        check_error_limit(spec, stats)
+    except BaseException:
+        # Nothing staged outlives a failed sync (a swap version, a Druid staging datasource);
+        # a killed one is cleaned up by the next run's `prepare`.
+        _discard(sink, run)
+        raise
     return stats
+
+
+def _discard(sink, run: RunDir) -> None:
+    context = run.read_json("context.json") if run.exists("context.json") else {}
+    try:
+        sink.discard(context)
+    except Exception as exc:  # never hide the run's own failure behind a cleanup failure
+        import logging
+        logging.getLogger(__name__).warning("could not remove what run %s staged: %s", run.run_id, exc)
 
 
 def _sync_fused(spark, plan: Plan, options: dict[str, str], run: RunDir) -> None:

@@ -17,33 +17,51 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
-from accelsync import spark_settings
+from accelsync import lock, spark_settings
 from accelsync.engine import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
 from accelsync.faults import pause_point
 from accelsync.registry import sink_class, source_class
 from accelsync.runs import RunDir, new_run_id
 from accelsync.spark import get_spark
-from accelsync.spec import Spec
+from accelsync.spec import FAILED_UPSERT_NOTE, Spec
 from accelsync.state import load_state, save_state
 
 log = logging.getLogger(__name__)
 # State key: the run whose publish has started and not finished.
 PUBLISHING = "publishing"
+# Who runs a stage, as the sync's lock records it.
+CLI, AIRFLOW = "accelsync run", "airflow"
 
 
-def stage_sync(spec: Spec, run_id: str, deadline: float | None = None) -> SyncStats:
+def stage_sync(spec: Spec, run_id: str, deadline: float | None = None, via: str = AIRFLOW) -> SyncStats:
     """Plan and write the data where readers do not yet rely on it being final."""
     from accelsync import engine
 
-    run = RunDir(spec.name, run_id)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    run.write_json("run.json", {"name": spec.name, "run_id": run_id, "started": started,
-                                "finished_publish_of": finish_interrupted_publish(spec, run_id)})
-    return engine.sync(get_spark(spark_settings.for_spec(spec)), spec, run, deadline)
+    with _locked(spec, run_id, via):
+        run = RunDir(spec.name, run_id)
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        run.write_json("run.json", {"name": spec.name, "run_id": run_id, "started": started,
+                                    "finished_publish_of": finish_interrupted_publish(spec, run_id)})
+        return engine.sync(get_spark(spark_settings.for_spec(spec)), spec, run, deadline)
+
+
+@contextmanager
+def _locked(spec: Spec, run_id: str, via: str, release_after: bool = False) -> Iterator[None]:
+    """Hold the sync's lock (accelsync.lock) for this stage; a failed stage gives it back, and so
+    does the last stage of a run."""
+    lock.acquire(spec.name, run_id, spec.timeout, via)
+    try:
+        yield
+    except BaseException:
+        lock.release(spec.name, run_id)
+        raise
+    if release_after:
+        lock.release(spec.name, run_id)
 
 
 def finish_interrupted_publish(spec: Spec, current_run_id: str) -> str | None:
@@ -56,13 +74,18 @@ def finish_interrupted_publish(spec: Spec, current_run_id: str) -> str | None:
         log.warning("%s: run %s was publishing, but its run folder is gone", spec.name, pending)
         return None
     log.warning("%s: finishing the publish of run %s, which was interrupted", spec.name, pending)
-    stage_publish(spec, pending)
+    _publish(spec, pending)  # under the current run's lock
     report(spec, pending)  # its summary and run-history row now say published
     return pending
 
 
-def stage_gate(spec: Spec, run_id: str) -> dict[str, Any]:
+def stage_gate(spec: Spec, run_id: str, via: str = AIRFLOW) -> dict[str, Any]:
     """Run the quality gate; raise GateFailed (naming each failed check) when it does not pass."""
+    with _locked(spec, run_id, via):
+        return _gate(spec, run_id)
+
+
+def _gate(spec: Spec, run_id: str) -> dict[str, Any]:
     from accelsync.quality.gate import run_gate
 
     run = RunDir(spec.name, run_id)
@@ -78,8 +101,13 @@ def stage_gate(spec: Spec, run_id: str) -> dict[str, Any]:
     return verdict
 
 
-def stage_publish(spec: Spec, run_id: str) -> dict[str, Any]:
+def stage_publish(spec: Spec, run_id: str, via: str = AIRFLOW) -> dict[str, Any]:
     """Make the run live and advance the source; only after a passing gate. Idempotent."""
+    with _locked(spec, run_id, via, release_after=True):
+        return _publish(spec, run_id)
+
+
+def _publish(spec: Spec, run_id: str) -> dict[str, Any]:
     run = RunDir(spec.name, run_id)
     if run.exists("published.json"):
         return run.read_json("published.json")
@@ -105,19 +133,21 @@ def run(spec: Spec, run_id: str | None = None) -> dict[str, Any]:
     status, reason, gate = "failed", None, {"passed": False, "checks": []}
     stats: SyncStats | None = None
     try:
-        stats = stage_sync(spec, run_id, deadline)
+        stats = stage_sync(spec, run_id, deadline, via=CLI)
         pause_point("synced")
         if time.monotonic() > deadline:
             raise SyncTimeout("timeout: the sync finished after the spec's timeout")
         try:
-            gate = stage_gate(spec, run_id)
+            gate = stage_gate(spec, run_id, via=CLI)
         except GateFailed as exc:
             gate = RunDir(spec.name, run_id).read_json("gate.json")
             raise exc
-        stage_publish(spec, run_id)
+        stage_publish(spec, run_id, via=CLI)
         status = "published"
     except AccelsyncError as exc:
         reason = str(exc)
+    finally:
+        lock.release(spec.name, run_id)
     return summarize(spec, run_id, status, reason, stats, gate, time.monotonic() - clock)
 
 
@@ -146,6 +176,8 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "plan": run.read_json("plan.json")["summary"]["description"] if run.exists("plan.json") else None,
         "finished_publish_of": (run.read_json("run.json").get("finished_publish_of")
                                 if run.exists("run.json") else None),
+        "note": (FAILED_UPSERT_NOTE if status == "failed" and spec.visible_before_gate and stats and stats.written
+                 else None),
         "run_dir": str(run.path),
         "airflow_run_id": run.read_json("airflow.json")["run_id"] if run.exists("airflow.json") else None,
         "reason": reason,
@@ -164,7 +196,9 @@ def _compression(spec: Spec, stats: SyncStats | None) -> dict[str, Any] | None:
 
 
 def report(spec: Spec, run_id: str, reason: str | None = None) -> dict[str, Any]:
-    """Rebuild the summary of a run from its folder (for the Airflow `report` task)."""
+    """Rebuild the summary of a run from its folder (for the Airflow `report` task, which runs
+    whatever happened upstream: the run is over, so its lock is given back)."""
+    lock.release(spec.name, run_id)
     run = RunDir(spec.name, run_id)
     stats = load_stats(run) if run.exists("sync.json") else None
     gate = run.read_json("gate.json") if run.exists("gate.json") else {"passed": False, "checks": []}

@@ -320,6 +320,9 @@ class RedisTarget(Model):
     ttl: Optional[Duration] = None
     compression: Literal["none", "zstd", "snappy", "gzip"] = "none"
     mode: Literal["upsert", "swap"] = "upsert"
+    grace: Duration = Field(default=timedelta(minutes=5), description=(
+        "swap: how long a superseded version stays readable after publish, for readers that read the "
+        "pointer just before it moved"))
     batch_size: int = Field(default=8192, ge=1, description="rows per pipelined round trip")
 
     @model_validator(mode="after")
@@ -640,9 +643,10 @@ class Spec(Model):
         return None
 
 
-UPSERT_NOTE = ("rows are written where readers see them before the gate runs: rows written in upsert mode "
-               "stay live when the gate fails, and the source position is not advanced, so the next run "
-               "writes them again")
+UPSERT_NOTE = ("rows are written where readers see them before the gate runs; if the gate fails, rows written in "
+               "upsert mode stay live and the source position is not advanced, so the next run writes them again")
+# What the summary of such a run says when it failed after writing.
+FAILED_UPSERT_NOTE = "rows written in upsert mode stay live; the source position was not advanced"
 
 # Airflow's schedule presets (airflow.sdk's CRON_PRESETS plus @once and @continuous).
 SCHEDULE_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")

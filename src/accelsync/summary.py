@@ -52,4 +52,6 @@ def render(summary: dict[str, Any]) -> str:
     lines.append(f"  {'Status':<22}: {summary['status']}")
     if summary.get("reason"):
         lines.append(f"  {'Reason':<22}: {summary['reason']}")
+    if summary.get("note"):
+        lines.append(f"  {'Note':<22}: {summary['note']}")
     return "\n".join(lines)

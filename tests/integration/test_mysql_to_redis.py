@@ -354,14 +354,18 @@ def test_swap_serves_old_version_until_publish_then_removes_it(spark, typed_tabl
     with pytest.raises(GateFailed, match="reconcile"):
         pipeline.stage_gate(spec, run_id + "b")
     assert reader.hgetall("user:1") == {b"name": "héllo wörld 😀".encode()}  # failed gate: old version
+    assert redis_client.keys(f"{spec.name}:{run_id}b:*") == []  # the failed version went with its gate
 
     summary = pipeline.run(spec, run_id + "c")
     assert summary["status"] == "published"
     assert reader.hgetall("user:1") == {b"name": b"new name"}
     assert reader.prefix() == f"{spec.name}:{run_id}c:"
+    # the superseded version stays readable for the grace period (5m by default), then expires
+    superseded = list(redis_client.scan_iter(match=f"{first}*"))
+    assert len(superseded) == 3 and all(0 < redis_client.pttl(key) <= 300_000 for key in superseded)
     leftover = [k for k in redis_client.keys("*") if not k.startswith(reader.prefix().encode())
-                and not k.startswith(b"accelsync:")]
-    assert leftover == []  # the superseded and the failed versions are gone
+                and not k.startswith(first.encode()) and not k.startswith(b"accelsync:")]
+    assert leftover == []
 
 
 def test_timeout_stops_the_run_and_publishes_nothing(spark, typed_table, run_id):

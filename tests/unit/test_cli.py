@@ -33,3 +33,22 @@ def test_schema_is_json(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["title"] == "accelsync sync spec" and "source" in schema["properties"]
+
+
+def test_validate_checks_the_suite_with_great_expectations_and_prints_notes(tmp_path, capsys):
+    suite = tmp_path / "s.json"
+    suite.write_text('{"name": "s", "expectations": [{"type": "expect_column_values_to_be_nul", '
+                     '"kwargs": {"column": "id"}}]}')
+    spec = tmp_path / "x.yaml"
+    spec.write_text(f"name: x\nsource: {{type: mysql, table: t, columns: [id]}}\n"
+                    f"target: {{type: redis, key: 'k:{{id}}'}}\nquality: {{suite: {suite}}}\n")
+    assert main(["validate", str(spec)]) == 1
+    out = capsys.readouterr().out
+    assert f"{spec}: quality.suite: {suite}: expectations[0].type: unknown expectation type " \
+           "'expect_column_values_to_be_nul'; did you mean 'expect_column_values_to_be_null'?" in out
+    suite.write_text('{"name": "s", "expectations": [{"type": "expect_column_values_to_not_be_null", '
+                     '"kwargs": {"column": "id"}}]}')
+    assert main(["validate", str(spec)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{spec}: ok (x: mysql -> redis)"
+    assert out[1].startswith(f"{spec}: target.mode: note: rows are written where readers see them before the gate")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +33,7 @@ from accelsync.runs import safe_run_id
 from accelsync.sinks import resp
 from accelsync.sinks.text import same as _same, show as _show, text as _text
 from accelsync.sinks.base import BatchWriter, Sink
-from accelsync.spec import RedisTarget, Spec
+from accelsync.spec import RedisTarget, Spec, format_duration
 
 
 def redis_client(conn: Connection):
@@ -62,8 +63,12 @@ class RedisSink(Sink):
             client.ping()
             if self.options.mode == "swap":
                 prefix = version_prefix(self.spec.name, run_id)
+                # versions of runs that died (killed) before their gate: never live, never to be
+                self._remove_versions(client, keep={prefix})
                 client.sadd(versions_key(self.spec.name), prefix)
                 return {"prefix": prefix}
+        except (TerminalError, TransientError):
+            raise
         except Exception as exc:
             raise _redis_error(exc, self._conn().safe_address(), self._conn().redact(str(exc))) from None
         finally:
@@ -71,22 +76,61 @@ class RedisSink(Sink):
         return {"prefix": ""}
 
     def publish(self, context: dict[str, Any]) -> dict[str, Any]:
+        """Point readers at this run's version in one step; the version it replaces stays readable
+        for `grace` (its keys expire then), versions that were never live are removed now."""
         if self.options.mode != "swap":
             return {}
         prefix = context["prefix"]
         client = self._client()
         try:
             previous = client.getset(live_key(self.spec.name), prefix)
-            removed = 0
-            for old in client.smembers(versions_key(self.spec.name)):
-                old = old.decode()
-                if old != prefix:
-                    removed += _unlink_prefix(client, old)
-                    client.srem(versions_key(self.spec.name), old)
-            return {"live": prefix, "previous": previous.decode() if previous else None,
-                    "superseded_keys_removed": removed}
+            previous = previous.decode() if previous else None
+            expiring = 0
+            if previous and previous != prefix:
+                expiring = self._retire(client, previous)
+            removed = self._remove_versions(client, keep={prefix, previous})
+            return {"live": prefix, "previous": previous, "superseded_keys_expiring": expiring,
+                    "grace": format_duration(self.options.grace), "dead_keys_removed": removed}
         finally:
             client.close()
+
+    def discard(self, context: dict[str, Any]) -> None:
+        """A failed run's version was never live: remove it now."""
+        prefix = context.get("prefix")
+        if self.options.mode != "swap" or not prefix:
+            return
+        client = self._client()
+        try:
+            if (client.get(live_key(self.spec.name)) or b"").decode() != prefix:
+                _unlink_prefix(client, prefix)
+                client.srem(versions_key(self.spec.name), prefix)
+        finally:
+            client.close()
+
+    def _retire(self, client, prefix: str) -> int:
+        """Let a superseded version live `grace` longer, then Redis expires its keys itself."""
+        grace_ms = int(self.options.grace.total_seconds() * 1000)
+        retired = _expire_prefix(client, prefix, grace_ms) if grace_ms else _unlink_prefix(client, prefix)
+        until = time.time() + grace_ms / 1000
+        client.hset(retired_key(self.spec.name), prefix, f"{until:.3f}")
+        return retired
+
+    def _remove_versions(self, client, keep: set[str | None]) -> int:
+        """Remove every version but `keep`: retired ones whose grace is over (their keys have
+        expired: only the bookkeeping goes) and ones that were never live (a failed or killed run)."""
+        live = (client.get(live_key(self.spec.name)) or b"").decode()
+        retired = {k.decode(): float(v) for k, v in client.hgetall(retired_key(self.spec.name)).items()}
+        removed = 0
+        for version in client.smembers(versions_key(self.spec.name)):
+            version = version.decode()
+            if version in keep or version == live:
+                continue
+            if version in retired and retired[version] > time.time():
+                continue  # still within its grace
+            removed += _unlink_prefix(client, version)
+            client.srem(versions_key(self.spec.name), version)
+            client.hdel(retired_key(self.spec.name), version)
+        return removed
 
     def value_fields(self, schema: pa.Schema) -> list[str]:
         fields = self.options.value.value_columns()
@@ -302,7 +346,13 @@ def live_key(sync_name: str) -> str:
 
 
 def versions_key(sync_name: str) -> str:
+    """A set of every version prefix written and not yet removed."""
     return f"accelsync:versions:{sync_name}"
+
+
+def retired_key(sync_name: str) -> str:
+    """A hash of superseded version prefixes to the time (epoch seconds) their grace ends."""
+    return f"accelsync:retired:{sync_name}"
 
 
 def version_prefix(sync_name: str, run_id: str) -> str:
@@ -315,12 +365,39 @@ def _keys(template, batch: pa.RecordBatch, context: dict[str, Any]) -> pa.Array:
     return pc.binary_join_element_wise(prefix.encode(), keys, b"") if prefix else keys
 
 
+def _expire_prefix(client, prefix: str, milliseconds: int) -> int:
+    """Give every key under a version prefix at most `milliseconds` to live (a key whose own TTL
+    is shorter keeps it: PEXPIRE ... LT, Redis 7; older servers get a plain PEXPIRE)."""
+    count = 0
+    batch: list[bytes] = []
+
+    def send() -> None:
+        pipe = client.pipeline(transaction=False)
+        for key in batch:
+            pipe.execute_command("PEXPIRE", key, milliseconds, *(("LT",) if lt else ()))
+        pipe.execute()
+        batch.clear()
+
+    lt = int(str(client.info("server").get("redis_version", "0")).split(".")[0]) >= 7
+    for key in client.scan_iter(match=_match(prefix), count=10_000):
+        batch.append(key)
+        count += 1
+        if len(batch) == 10_000:
+            send()
+    if batch:
+        send()
+    return count
+
+
+def _match(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[") + "*"
+
+
 def _unlink_prefix(client, prefix: str) -> int:
     """Delete every key under a version prefix, in batches (UNLINK frees memory in background)."""
     removed = 0
     batch: list[bytes] = []
-    pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[") + "*"
-    for key in client.scan_iter(match=pattern, count=10_000):
+    for key in client.scan_iter(match=_match(prefix), count=10_000):
         batch.append(key)
         if len(batch) == 10_000:
             removed += client.unlink(*batch)
