@@ -7,28 +7,26 @@ share the work. Each task `assign()`s its range with a throwaway group id and ne
 commits nothing and the next run reads the same messages again, and messages produced after
 plan belong to the next run.
 
-Messages are parsed a whole batch at a time by Arrow (`pyarrow.json`, `pyarrow.csv`) straight
-into the declared schema. When a batch does not parse, it is bisected until the bad messages are
-isolated; each becomes a dirty record with its topic, partition, offset and reason.
+Messages are parsed a whole batch at a time by the `RecordParser` that log files use too
+(`accelsync.sources.records`: Arrow's JSON and CSV readers, bisecting a batch that fails until
+the bad messages are isolated), so the same text gives the same row and the same dirty reason
+from either source. Each bad message becomes a dirty record with its topic, partition, offset
+and reason.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import math
 import operator
 import re
 import time
 import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from accelsync.connections import Connection, get_connection
@@ -38,6 +36,7 @@ from accelsync.plan import Plan
 from accelsync.registry import register_source
 from accelsync.sources.base import Source
 from accelsync.sources.fields import arrow_type
+from accelsync.sources.records import RecordParser
 from accelsync.spec import KAFKA_META_COLUMNS, KafkaSource
 
 log = logging.getLogger(__name__)
@@ -427,171 +426,61 @@ class Decoder:
     """Turns a list of message values into columns of the value schema.
 
     `decode` returns the columns of the good messages (in order) and {index: reason} of the bad.
-    Subclasses parse many messages at once (`parse`, which raises on any bad message) and explain
-    one bad message (`reason`).
     """
 
-    def __init__(self, schema: pa.Schema, types: dict[str, str]):
-        self.schema = schema
-        self.types = types  # field -> type as the spec writes it, for messages
-
     def decode(self, values: list[bytes | None]) -> tuple[list[pa.Array], dict[int, str]]:
-        bad: dict[int, str] = {}
-        index = list(range(len(values)))
-        if None in values or self.has_blank(values):
-            for i, value in enumerate(values):
-                if value is None:
-                    bad[i] = "message has no value (a tombstone)"
-                elif not value.strip():
-                    bad[i] = "empty message"
-            index = [i for i in index if i not in bad]
-            values = [values[i] for i in index]
-        tables: list[pa.Table] = []
-        self._bisect(values, 0, len(values), index, tables, bad)
-        tables = [t for t in tables if t.num_rows]
-        if not tables:
-            return [pa.array([], f.type) for f in self.schema], bad
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        return [_one_chunk(table.column(f.name)) for f in self.schema], bad
-
-    def _bisect(self, values, low, high, index, tables, bad) -> None:
-        if low >= high:
-            return
-        chunk = values[low:high]
-        try:
-            table = self.parse(chunk)
-            if table.num_rows == len(chunk):
-                tables.append(table)
-                return
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError):
-            pass
-        if high - low <= 4:
-            for i in range(low, high):
-                table, reason = self.one(values[i])
-                if table is None:
-                    bad[index[i]] = reason
-                else:
-                    tables.append(table)
-            return
-        middle = (low + high) // 2
-        self._bisect(values, low, middle, index, tables, bad)
-        self._bisect(values, middle, high, index, tables, bad)
-
-    def one(self, value: bytes) -> tuple[pa.Table | None, str]:
-        """Parse one message alone: its one-row table, or None and why not."""
-        try:
-            table = self.parse([value])
-            if table.num_rows == 1:
-                return table, ""
-            if table.num_rows == 0:
-                return None, "empty message"
-            return None, f"message holds {table.num_rows} records, not one"
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, UnicodeDecodeError) as exc:
-            return None, self.reason(value, exc)
-
-    def has_blank(self, values: list[bytes | None]) -> bool:
-        """Whether a message is empty or blank. The JSON reader skips blank lines, so it must
-        never see one: then one row per message is exactly `rows == messages`."""
-        return False
-
-    def parse(self, values: list[bytes]) -> pa.Table:
         raise NotImplementedError
 
-    def reason(self, value: bytes, exc: Exception) -> str:
-        return _first_line(str(exc))
 
-    def cannot_cast(self, name: str, shown: str) -> str:
-        return f"field {name}: cannot cast {shown} to {self.types[name]}"
+class TextDecoder(Decoder):
+    """JSON or CSV message values, parsed by the `RecordParser` every text source shares (a log
+    line with the same text gives the same row). A message is one record: a tombstone, an empty
+    or blank message, or one that is not UTF-8 is dirty."""
 
-
-class JsonDecoder(Decoder):
-    """One JSON object per message; fields missing or null are NULL, other fields are ignored.
-
-    JSON types must fit the declared ones: numbers for int/long/float/double (integers for
-    int/long), true/false for boolean, strings for string/binary (UTF-8 bytes), ISO-8601 strings
-    for timestamp and date, numbers or strings for decimal.
-    """
-
-    def __init__(self, schema: pa.Schema, types: dict[str, str]):
-        super().__init__(schema, types)
-        # Arrow's JSON reader cannot parse dates itself: read them as text, then cast.
-        self.dates = [f.name for f in schema if f.type == pa.date32()]
-        parse_schema = pa.schema([pa.field(f.name, pa.string()) if f.name in self.dates else f for f in schema])
-        self.options = pa_json.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="ignore")
-
-    def has_blank(self, values: list[bytes]) -> bool:
-        return not all(map(bytes.strip, values))
-
-    def parse(self, values: list[bytes]) -> pa.Table:
-        data = b"\n".join(values)
-        read = pa_json.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1))
-        table = pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=self.options)
-        for name in self.dates:
-            position = table.schema.get_field_index(name)
-            table = table.set_column(position, name, pc.cast(table.column(name), pa.date32()))
-        return table.select(self.schema.names)
-
-    def one(self, value: bytes) -> tuple[pa.Table | None, str]:
-        if b"\n" in value or b"\r" in value:
-            # Pretty-printed JSON: line breaks between tokens are plain whitespace.
-            value = value.replace(b"\r", b" ").replace(b"\n", b" ")
-        return super().one(value)
-
-    def reason(self, value: bytes, exc: Exception) -> str:
-        try:
-            document = json.loads(value)
-        except UnicodeDecodeError:
-            return "not valid JSON: not UTF-8 text"
-        except ValueError as error:
-            return f"not valid JSON: {getattr(error, 'msg', error)} at column {getattr(error, 'colno', '?')}"
-        if not isinstance(document, dict):
-            return f"not a JSON object but {type(document).__name__ if document is not None else 'null'}"
-        for name in self.schema.names:
-            item = document.get(name)
-            if item is None:
-                continue
-            field = self.schema.field(name)
-            try:
-                JsonDecoder(pa.schema([field]), {name: self.types[name]}).parse([json.dumps({name: item}).encode()])
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-                return self.cannot_cast(name, _show(item))
-        return _first_line(str(exc))
-
-
-class CsvDecoder(Decoder):
-    """One CSV record per message, fields in the order of the declared schema, no header.
-
-    Empty fields and NULL/null/NA are NULL except in string fields, which keep the empty text.
-    """
-
-    def __init__(self, schema: pa.Schema, types: dict[str, str]):
-        super().__init__(schema, types)
-        self.parse_options = pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
-        self.convert = pa_csv.ConvertOptions(column_types=schema)
+    def __init__(self, fmt: str, fields: dict[str, str]):
+        self.format = fmt
+        self.parser = RecordParser(fmt, fields)
 
     def decode(self, values: list[bytes | None]) -> tuple[list[pa.Array], dict[int, str]]:
-        # Producers often end each CSV line with a line break; one record per message is meant.
-        return super().decode([v.rstrip(b"\r\n") if v is not None else None for v in values])
+        raw = binary_array(values)
+        bad: dict[int, str] = {}
+        try:
+            text = raw.cast(pa.string())
+        except pa.ArrowInvalid:
+            text = self._utf8_or_dirty(raw, bad)
+        if self.format == "csv":  # producers often end a CSV record with a line break
+            text = pc.utf8_rtrim(text, "\r\n")
+        elif pc.any(pc.match_substring_regex(text, "[\r\n]")).as_py():
+            text = pc.replace_substring_regex(text, "[\r\n]", " ")  # pretty JSON: line breaks are spaces
+        usable = pc.fill_null(pc.invert(pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text))), False)
+        if not pc.all(usable).as_py():
+            for index in pc.indices_nonzero(pc.invert(usable)).to_pylist():
+                bad.setdefault(index, "message has no value (a tombstone)" if values[index] is None
+                               else "empty message")
+        keep = np.ones(len(values), dtype=bool)
+        keep[list(bad)] = False
+        index = np.flatnonzero(keep)
+        columns, failures = self.parser.parse(text.filter(pa.array(keep)) if bad else text)
+        for position, reason in failures.items():
+            bad[int(index[position])] = reason
+        if failures:
+            ok = np.ones(len(index), dtype=bool)
+            ok[list(failures)] = False
+            mask = pa.array(ok)
+            columns = [column.filter(mask) for column in columns]
+        return columns, bad
 
-    def parse(self, values: list[bytes]) -> pa.Table:
-        data = b"\n".join(values)
-        read = pa_csv.ReadOptions(column_names=self.schema.names, use_threads=False,
-                                  block_size=max(1 << 20, len(data) + 1))
-        return pa_csv.read_csv(io.BytesIO(data), read_options=read, parse_options=self.parse_options,
-                               convert_options=self.convert)
-
-    def reason(self, value: bytes, exc: Exception) -> str:
-        if not value.strip():
-            return "empty message"
-        text = _first_line(str(exc))
-        column = re.search(r"CSV column #(\d+)", text)
-        shown = re.search(r"('.*')", text)
-        if column and shown and int(column.group(1)) < len(self.schema):
-            return self.cannot_cast(self.schema.names[int(column.group(1))], shown.group(1))
-        expected = re.search(r"Expected (\d+) columns, got (\d+)", text)
-        if expected:
-            return f"CSV record has {expected.group(2)} fields; the schema has {expected.group(1)}"
-        return f"not a CSV record: {text}"
+    @staticmethod
+    def _utf8_or_dirty(raw: pa.Array, bad: dict[int, str]) -> pa.Array:
+        valid = []
+        for position, value in enumerate(raw.to_pylist()):
+            try:
+                value is None or value.decode("utf-8")
+                valid.append(True)
+            except UnicodeDecodeError as exc:
+                valid.append(False)
+                bad[position] = f"bad encoding: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        return pc.if_else(pa.array(valid), raw, pa.scalar(b"", pa.binary())).cast(pa.string())
 
 
 class RawDecoder(Decoder):
@@ -602,21 +491,6 @@ class RawDecoder(Decoder):
 
 
 def make_decoder(options: KafkaSource, schema: pa.Schema) -> Decoder:
-    fields = pa.schema([f for f in schema if f.name not in KAFKA_META_COLUMNS])
-    types = {name: kind.replace(" ", "") for name, kind in (options.schema_ or {}).items()}
-    kind: Callable[..., Decoder] = {"json": JsonDecoder, "csv": CsvDecoder, "raw": RawDecoder}[options.format]
-    return kind(fields, types)
-
-
-def _one_chunk(column: pa.ChunkedArray) -> pa.Array:
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()  # no copy if one
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _first_line(text: str) -> str:
-    text = text.strip()
-    return text.splitlines()[0] if text else "cannot be parsed"
+    if options.format == "raw":
+        return RawDecoder()
+    return TextDecoder(options.format, dict(options.schema_ or {}))

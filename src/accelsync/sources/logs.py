@@ -16,21 +16,8 @@ blocks go through `pyarrow.json`, regex blocks through `extract_regex` (RE2), CS
 becomes one dirty record `{file, line}` with its reason. Empty and blank lines are skipped
 (neither read nor dirty). Every row carries `_file` and `_line` (1-based, counting every line).
 
-Values (`schema`), the same for every format; surrounding whitespace is ignored and an empty
-value is NULL, except for string and binary fields, which are taken as they are:
-- int, long: an optional minus sign and digits; float, double: decimal or exponent notation,
-  nan and inf; decimal(p,s): at most s decimals; boolean: true/false/1/0 in any case;
-  date: YYYY-MM-DD; binary: the UTF-8 bytes of the text.
-- timestamp (microseconds, stored in UTC without a time zone): ISO-8601 `2024-01-02`,
-  `2024-01-02T03:04:05[.ffffff]` (space for T allowed, digits past microseconds dropped), with
-  `Z` or `+hh:mm`/`+hhmm` converted to UTC (without one, the value is taken as UTC); the common
-  log format `10/Oct/2000:13:55:36 -0700`; a number is Unix epoch seconds (may have a fraction).
-- JSON values may be given as JSON numbers, booleans or strings for any type; an object or array
-  is dirty. Regex groups and fields not in `schema` are strings. An optional regex part is best
-  written `(?:(?P<bytes>\\d+)|-)`: a group that took no part comes out empty, hence NULL.
-- CSV: one record per line (no newlines inside quoted values); with `header: true` the first
-  line of each file names the columns and `schema` picks them by name; without, the columns are
-  the `schema` fields in order.
+Values (`schema`) are parsed by `accelsync.sources.records`, the parser Kafka uses too; with
+`header: true` the first line of each CSV file names the columns and `schema` picks them by name.
 
 Incremental (`incremental: true`): a ledger (state key `files`: path -> size, mtime,
 fingerprint), advanced only at publish, says what was synced. A listed file whose size and
@@ -50,21 +37,18 @@ import csv
 import gzip
 import hashlib
 import heapq
-import json
 import logging
 import math
 import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
-import pyarrow.json as pj
 
 from accelsync.dirty import DirtyLog
 from accelsync.errors import DataError, TerminalError, TransientError
@@ -72,6 +56,7 @@ from accelsync.plan import Plan
 from accelsync.registry import register_source
 from accelsync.sources.base import Source
 from accelsync.sources.fields import arrow_type
+from accelsync.sources.records import ByteRanges, RecordParser, _re2_compatible
 from accelsync.spec import LOGS_META_COLUMNS, LogsSource
 from accelsync.state import load_state, save_state
 
@@ -80,26 +65,9 @@ log = logging.getLogger(__name__)
 HEAD_BYTES = 64 * 1024           # fingerprint: this much of the head and of the tail
 BLOCK_BYTES = 4 * 1024 * 1024    # bytes of whole lines parsed at once (one Arrow batch)
 SPLIT_MIN_BYTES = 128 * 1024 * 1024   # a plain file is split only into ranges at least this big
-SLOW_LINES = 64                  # a failing part of a block is bisected down to this many lines
 LEDGER = "files"                 # state key of the processed-file ledger
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
-# How pyarrow.json reads a field before it is converted (JSON-native types; the rest as text).
-_JSON_READ_TYPES = {"string": pa.string(), "int": pa.int64(), "long": pa.int64(), "float": pa.float64(),
-                    "double": pa.float64(), "boolean": pa.bool_()}
-
-
-
-
-def _json_read_type(kind: str) -> pa.DataType:
-    """How pyarrow.json reads a field: JSON-native types as such, decimals exactly, the rest as text."""
-    if kind in _JSON_READ_TYPES:
-        return _JSON_READ_TYPES[kind]
-    return arrow_type(kind) if _kind(kind) == "decimal" else pa.string()
-
-
-def _kind(kind: str) -> str:
-    return "decimal" if kind.startswith("decimal") else kind
 
 
 @register_source
@@ -498,27 +466,20 @@ def _count_newlines(handle, upto: int) -> int:
 # ---------------------------------------------------------------- parsing blocks
 
 class _Parser:
-    """Turns blocks of whole lines into batches of the plan schema; bad lines go to `dirty`."""
+    """Turns blocks of whole lines into batches of the plan schema; bad lines go to `dirty`.
+
+    The lines themselves are parsed by the `RecordParser` every text source shares."""
 
     def __init__(self, options: LogsSource, fields: dict[str, str], schema: pa.Schema):
         self.options = options
-        self.fields = fields
         self.schema = schema
-        self.types = {name: schema.field(name).type for name in fields}
-        self.header: list[str] | None = None
+        self.records = RecordParser(options.format, fields, pattern=options.pattern, delimiter=options.delimiter)
         self.skip_header = False
-        self.slow = False  # this file's blocks mostly fail the fast path: go line by line at once
-        if options.format == "regex":
-            self.re2 = _re2_compatible(options.pattern)
-            self.compiled = re.compile(options.pattern)
-        if options.format == "json":
-            read_schema = pa.schema([(name, _json_read_type(kind)) for name, kind in fields.items()])
-            self.json_options = pj.ParseOptions(explicit_schema=read_schema, unexpected_field_behavior="ignore")
 
     def start_file(self, piece: dict) -> None:
-        self.slow = False
-        self.header = piece.get("header") if self.options.format == "csv" and self.options.header else None
-        self.skip_header = self.header is not None and piece["start"] == 0
+        header = piece.get("header") if self.options.format == "csv" and self.options.header else None
+        self.records.new_stream(header)
+        self.skip_header = header is not None and piece["start"] == 0
 
     def parse(self, block: bytes, first_line: int, path: str, dirty: DirtyLog) -> pa.RecordBatch | None:
         """One batch of the parsed lines of `block` (whose first line is number `first_line`)."""
@@ -546,19 +507,8 @@ class _Parser:
         if len(rows) == 0:
             return None
         good = text.filter(keep)
-        segments, failures = self._segments(good, _BlockView(block, lines, rows.to_numpy()) if clean else None)
-        columns, casts = [], {}
-        for name, kind in self.fields.items():
-            parts = []
-            for start, _, raw in segments:
-                typed, bad = _convert(raw[name], _kind(kind), self.types[name])
-                parts.append(typed)
-                for index in bad:
-                    casts.setdefault(start + index, []).append(
-                        f"field {name!r} ({kind}): {_show(raw[name][index].as_py())}")
-            columns.append(parts[0] if len(parts) == 1 else pa.concat_arrays(parts))
-        for index, reasons in casts.items():
-            failures.setdefault(index, "cast failed: " + "; ".join(reasons))
+        view = ByteRanges.of_lines(block, lines, rows.to_numpy()) if clean else None
+        columns, failures = self.records.parse(good, view)
         numbers = pc.add(rows.cast(pa.int64()), first_line)
         if failures:
             for index in sorted(failures):
@@ -570,152 +520,6 @@ class _Parser:
             numbers = numbers.filter(mask)
         columns += [pa.repeat(pa.scalar(path, pa.string()), len(numbers)), numbers]
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
-
-    # Each format gives segments (start, stop, {field: raw column}) over the good lines, in
-    # order, and failures {good line index: reason} for lines it could not parse at all.
-
-    def _segments(self, good: pa.Array, source: "_BlockView | None"):
-        fmt = self.options.format
-        if fmt == "regex":
-            return self._regex(good)
-        fast = self._json_fast if fmt == "json" else self._csv_fast
-        slow = self._json_slow if fmt == "json" else self._csv_slow
-        segments, failures = [], {}
-        slow_lines = 0
-
-        def attempt(start: int, stop: int) -> None:
-            nonlocal slow_lines
-            raw = None if self.slow else fast(good, start, stop, source)
-            if raw is not None:
-                segments.append((start, stop, raw))
-            elif stop - start <= SLOW_LINES or self.slow:
-                line_by_line(start, stop)
-            else:
-                middle = (start + stop) // 2
-                attempt(start, middle)
-                attempt(middle, stop)
-
-        def line_by_line(start: int, stop: int) -> None:
-            nonlocal slow_lines
-            raw, bad = slow(good, start, stop)
-            segments.append((start, stop, raw))
-            failures.update(bad)
-            slow_lines += stop - start
-
-        # Only lines shaped like one object go to pyarrow.json: it takes `null` lines for rows of
-        # NULLs, and crashes on a block that starts with one (Arrow 26).
-        cursor = 0
-        for start, stop in (_runs(~_json_objects(good)) if fmt == "json" else []):
-            if cursor < start:
-                attempt(cursor, start)
-            line_by_line(start, stop)
-            cursor = stop
-        if cursor < len(good):
-            attempt(cursor, len(good))
-        if slow_lines * 2 > len(good):
-            self.slow = True
-        return segments, failures
-
-    def _json_fast(self, good, start, stop, source) -> dict | None:
-        data = source.bytes(start, stop) if source else _join(good, start, stop)
-        try:
-            table = pj.read_json(pa.BufferReader(data), parse_options=self.json_options,
-                                 read_options=pj.ReadOptions(use_threads=False,
-                                                             block_size=max(1 << 20, len(data) + 1)))
-        except pa.ArrowException:
-            return None
-        if table.num_rows != stop - start:  # e.g. two objects on one line
-            return None
-        return {name: table.column(name).combine_chunks() for name in self.fields}
-
-    def _json_slow(self, good, start, stop) -> tuple[dict, dict]:
-        values = {name: [] for name in self.fields}
-        failures = {}
-        for offset, text in enumerate(good.slice(start, stop - start).to_pylist()):
-            problem = None
-            try:
-                record = json.loads(text)
-            except ValueError as exc:
-                record, problem = None, f"bad JSON: {exc}"
-            if problem is None and not isinstance(record, dict):
-                problem = f"bad JSON: {_json_kind(record)} where an object was expected"
-            for name in self.fields:
-                value = record.get(name) if problem is None else None
-                if isinstance(value, (dict, list)):
-                    problem = problem or f"bad JSON: field {name!r} holds {_json_kind(value)}, not a value"
-                    value = None
-                elif isinstance(value, bool):
-                    value = "true" if value else "false"
-                elif isinstance(value, (int, float)):
-                    value = json.dumps(value)
-                values[name].append(value)
-            if problem:
-                failures[start + offset] = problem
-        return {name: pa.array(column, pa.string()) for name, column in values.items()}, failures
-
-    def _csv_names(self) -> list[str]:
-        return self.header if self.header is not None else list(self.fields)
-
-    def _csv_fast(self, good, start, stop, source) -> dict | None:
-        names = self._csv_names()
-        data = source.bytes(start, stop) if source else _join(good, start, stop)
-        invalid = []
-
-        def handler(row):
-            invalid.append(row.number)
-            return "skip"
-
-        try:
-            table = pcsv.read_csv(
-                pa.BufferReader(data),
-                read_options=pcsv.ReadOptions(column_names=names, use_threads=False,
-                                              block_size=max(1 << 20, len(data) + 1)),
-                parse_options=pcsv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=False,
-                                                ignore_empty_lines=True, invalid_row_handler=handler),
-                convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                    include_columns=list(self.fields), strings_can_be_null=False,
-                                                    quoted_strings_can_be_null=False))
-        except pa.ArrowException:
-            return None
-        # Rows must map one to one onto lines; a quote running past its line breaks that.
-        if invalid or table.num_rows != stop - start:
-            return None
-        return {name: table.column(name).combine_chunks() for name in self.fields}
-
-    def _csv_slow(self, good, start, stop) -> tuple[dict, dict]:
-        names = self._csv_names()
-        positions = [names.index(name) for name in self.fields]
-        values = {name: [] for name in self.fields}
-        failures = {}
-        for offset, text in enumerate(good.slice(start, stop - start).to_pylist()):
-            try:
-                cells = next(csv.reader([text], delimiter=self.options.delimiter, strict=True))
-                if len(cells) != len(names):
-                    raise csv.Error(f"expected {len(names)} columns, got {len(cells)}")
-            except csv.Error as exc:
-                failures[start + offset] = f"bad CSV: {exc}"
-                cells = None
-            for name, position in zip(self.fields, positions):
-                values[name].append(cells[position] if cells else None)
-        return {name: pa.array(column, pa.string()) for name, column in values.items()}, failures
-
-    def _regex(self, good) -> tuple[list, dict]:
-        if self.re2:
-            matched = pc.extract_regex(good, self.options.pattern)
-            ok = matched.is_valid()
-            raw = {name: matched.field(name) for name in self.fields}
-            failures = {index: "no match: the line does not match the pattern"
-                        for index in pc.indices_nonzero(pc.invert(ok)).to_pylist()}
-            return [(0, len(good), raw)], failures
-        values = {name: [] for name in self.fields}
-        failures = {}
-        for index, text in enumerate(good.to_pylist()):
-            match = self.compiled.search(text)
-            if match is None:
-                failures[index] = "no match: the line does not match the pattern"
-            for name in self.fields:
-                values[name].append((match.group(name) or "") if match else None)
-        return [(0, len(good), {name: pa.array(v, pa.string()) for name, v in values.items()})], failures
 
 
 def _drop_bad_utf8(lines: pa.Array, first_line: int, path: str, dirty: DirtyLog) -> pa.Array:
@@ -730,135 +534,3 @@ def _drop_bad_utf8(lines: pa.Array, first_line: int, path: str, dirty: DirtyLog)
             dirty.add({"file": path, "line": first_line + index},
                       f"bad encoding: not valid UTF-8 ({exc.reason} at byte {exc.start})", value)
     return pc.if_else(pa.array(valid), lines, pa.scalar(b"", pa.binary())).cast(pa.string())
-
-
-def _json_objects(good: pa.Array) -> np.ndarray:
-    """True for each line that starts with `{` and ends with `}` (whitespace aside)."""
-    shaped = pc.and_(pc.starts_with(good, "{"), pc.ends_with(good, "}"))
-    if not pc.all(shaped).as_py():
-        trimmed = pc.utf8_trim_whitespace(good)
-        shaped = pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}"))
-    return shaped.to_numpy(zero_copy_only=False)
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) of each run of True in `mask`."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
-def _json_kind(value: Any) -> str:
-    for kind, name in ((dict, "an object"), (list, "an array"), (str, "a string"), (bool, "a boolean"),
-                       ((int, float), "a number")):
-        if isinstance(value, kind):
-            return name
-    return "null"
-
-
-class _BlockView:
-    """Ranges of kept lines as bytes of the original block (no copy; skipped lines in between
-    are empty, which both Arrow readers skip too)."""
-
-    def __init__(self, block: bytes, lines: pa.Array, rows: np.ndarray):
-        self.buffer = pa.py_buffer(block)
-        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
-        self.starts = offsets[:-1].astype(np.int64) + np.arange(len(lines))
-        self.ends = offsets[1:].astype(np.int64) + np.arange(len(lines)) + 1
-        self.rows = rows
-
-    def bytes(self, start: int, stop: int) -> pa.Buffer:
-        first, last = int(self.starts[self.rows[start]]), int(self.ends[self.rows[stop - 1]])
-        return self.buffer.slice(first, last - first)
-
-
-def _join(good: pa.Array, start: int, stop: int) -> pa.Buffer:
-    part = good.slice(start, stop - start)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(part)], pa.int32()), part), "\n")
-    return pa.py_buffer(joined[0].as_py().encode("utf-8") + b"\n")
-
-
-def _re2_compatible(pattern: str) -> bool:
-    try:
-        pc.extract_regex(pa.array([""], pa.string()), pattern)
-        return True
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
-
-
-# ---------------------------------------------------------------- values
-
-_INTEGER = r"^-?\d+$"
-_EPOCH = r"^-?\d+(?:\.\d+)?$"
-_CLF = r"^\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$"
-_ZONED = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$"
-_STRING_NULL = pa.scalar(None, pa.string())
-
-
-def _convert(raw: pa.Array, kind: str, target: pa.DataType) -> tuple[pa.Array, list[int]]:
-    """Cast a raw column into its schema type; return it (NULL where it failed) and the failures."""
-    if raw.type == target:
-        return raw, []
-    if not pa.types.is_string(raw.type):  # a JSON-native column: int64, float64, bool
-        return _checked(lambda part: pc.cast(part, target), raw, target)
-    if kind in ("string", "binary"):
-        return raw.cast(target), []
-    text = pc.utf8_trim_whitespace(raw)
-    text = pc.if_else(pc.equal(text, ""), _STRING_NULL, text)
-    if kind == "timestamp":
-        return _timestamps(text)
-    bad: list[int] = []
-    if kind in ("int", "long"):
-        wrong = pc.and_(pc.is_valid(text), pc.invert(pc.fill_null(pc.match_substring_regex(text, _INTEGER), True)))
-        if pc.any(wrong).as_py():
-            bad = pc.indices_nonzero(wrong).to_pylist()
-            text = pc.if_else(wrong, _STRING_NULL, text)
-    typed, more = _checked(lambda part: pc.cast(part, target), text, target)
-    return typed, sorted(bad + more)
-
-
-def _checked(cast: Callable[[pa.Array], pa.Array], values: pa.Array, target: pa.DataType
-             ) -> tuple[pa.Array, list[int]]:
-    """`cast` applied to the whole array, or, when a value fails, bisected down to the failures."""
-    try:
-        return cast(values), []
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
-        if len(values) == 1:
-            return pa.nulls(1, target), [0]
-    middle = len(values) // 2
-    left, left_bad = _checked(cast, values.slice(0, middle), target)
-    right, right_bad = _checked(cast, values.slice(middle), target)
-    return pa.concat_arrays([left, right]), left_bad + [middle + index for index in right_bad]
-
-
-def _timestamps(text: pa.Array) -> tuple[pa.Array, list[int]]:
-    """ISO-8601 (zoned ones to UTC), common log format, or epoch seconds -> timestamp[us] UTC."""
-    target = pa.timestamp("us")
-    result = pa.nulls(len(text), target)
-    if text.null_count == len(text):
-        return result, []
-    if pc.any(pc.match_substring_regex(text, r"\.\d{7}")).as_py():
-        text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")
-    clf = pc.fill_null(pc.match_substring_regex(text, _CLF), False)
-    zoned = pc.and_(pc.fill_null(pc.match_substring_regex(text, _ZONED), False), pc.invert(clf))
-    epoch = pc.fill_null(pc.match_substring_regex(text, _EPOCH), False)
-    plain = pc.and_(pc.is_valid(text), pc.invert(pc.or_(pc.or_(clf, zoned), epoch)))
-    parsers = [
-        (clf, lambda part: pc.strptime(part, format="%d/%b/%Y:%H:%M:%S %z", unit="us").cast(target)),
-        (zoned, lambda part: pc.cast(part, pa.timestamp("us", "UTC")).cast(target)),
-        (epoch, lambda part: pc.round(pc.multiply(pc.cast(part, pa.float64()), 1e6)).cast(pa.int64()).cast(target)),
-        (plain, lambda part: pc.cast(part, target)),
-    ]
-    bad: list[int] = []
-    for mask, parse in parsers:
-        if not pc.any(mask).as_py():
-            continue
-        where = pc.indices_nonzero(mask)
-        typed, failed = _checked(parse, text.filter(mask), target)
-        result = pc.replace_with_mask(result, mask, typed)
-        bad += where.take(pa.array(failed, pa.int64())).to_pylist() if failed else []
-    return result, sorted(bad)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
