@@ -218,23 +218,34 @@ def test_incremental_reads_new_files_reports_changed_ones_and_advances_only_at_p
     assert set(ledger) == {str(folder / "a.log"), str(folder / "b.log.gz")}
     assert ledger[str(folder / "a.log")]["fingerprint"].startswith("sha256:")
 
-    # A new file, and one already synced that grew: only those two are read, the change reported.
+    # A new file, and one already synced that grew: the new file and only the appended lines are
+    # read (an append-only target never gets a line twice), with their line numbers.
     write_lines(folder / "c.log", ['{"id": 4, "v": "c1"}'])
+    synced_size = (folder / "a.log").stat().st_size
     with open(folder / "a.log", "a") as handle:
         handle.write('{"id": 5, "v": "a3"}\n')
     second = pipeline.run(spec, run_id + "b")
     assert second["status"] == "published", second["reason"]
-    assert second["read"] == 4  # a.log again in full (3 lines) + c.log; b.log.gz skipped
+    assert second["read"] == 2  # a.log's new line + c.log; b.log.gz skipped
     plan = RunDir(spec.name, run_id + "b").read_json("plan.json")["summary"]
     assert set(plan["state"]["files"]) == {str(folder / "a.log"), str(folder / "c.log")}
-    [changed] = plan["state"]["changed"]
-    assert changed["path"] == str(folder / "a.log") and changed["change"].startswith("grew from")
-    assert "WARNING: 1 files changed since they were synced" in plan["description"]
-    assert "1 new, 1 already synced" in plan["description"]
+    assert plan["state"]["changed"] == []
+    assert plan["state"]["grown"] == [{"path": str(folder / "a.log"), "from": synced_size,
+                                       "to": (folder / "a.log").stat().st_size}]
+    assert "1 new, 1 grown (read from where the last sync ended), 1 already synced" in plan["description"]
     assert redis_client.hgetall("inc:5") == {b"v": b"a3", b"_line": b"3"}
     assert redis_client.hgetall("inc:1") == {b"v": b"a1", b"_line": b"1"}
     ledger = load_state(spec.name)["files"]
     assert ledger[str(folder / "a.log")]["size"] == (folder / "a.log").stat().st_size
+
+    # A file rewritten (not appended to) is re-read in full and reported.
+    write_lines(folder / "c.log", ['{"id": 4, "v": "c2"}', '{"id": 8, "v": "c3"}'])
+    third = pipeline.run(spec, run_id + "x")
+    assert third["read"] == 2 and redis_client.hget("inc:4", "v") == b"c2"
+    plan = RunDir(spec.name, run_id + "x").read_json("plan.json")["summary"]
+    [changed] = plan["state"]["changed"]
+    assert changed["path"] == str(folder / "c.log") and changed["change"].startswith("grew from")
+    assert "WARNING: 1 files changed since they were synced" in plan["description"]
 
     # A failed gate publishes nothing: the ledger stays, and the rerun reads the same file again.
     write_lines(folder / "d.log", ['{"id": 6, "v": "d1"}', '{"id": 7, "v": "d2"}'])

@@ -22,13 +22,16 @@ Values (`schema`) are parsed by `accelsync.sources.records`, the parser Kafka us
 Incremental (`incremental: true`): a ledger (state key `files`: path -> size, mtime,
 fingerprint), advanced only at publish, says what was synced. A listed file whose size and
 mtime match its entry is skipped; one whose size or mtime differ is fingerprinted: same size and
-fingerprint means only touched (skipped; its mtime is refreshed at publish), anything else means
-it *changed since it was synced*: it is re-read in full and reported in the plan description,
-in `Plan.state["changed"]` and as a logged warning. Re-reading yields the same `_file`/`_line`
-for unchanged lines, so keyed targets (Redis keys, HBase rows) converge; append-only targets
-get the old lines again. Point incremental syncs at closed files (rotated `*.gz`). Empty files
-are not recorded (they are read when they get lines). Ledger entries of files no longer listed
-are dropped at publish, unless nothing at all was listed.
+fingerprint means only touched (skipped; its mtime is refreshed at publish). A plain file that
+only *grew* (its synced bytes unchanged: the same fingerprint over them, ending at a line end)
+is read from where the last sync ended, with its line numbers continued, so no line is read
+twice, and append-only targets (Druid) get each line once. Anything else means it *changed
+since it was synced*: it is re-read in full and reported in the plan description, in
+`Plan.state["changed"]` and as a logged warning; keyed targets (Redis keys, HBase rows)
+converge, append-only targets get its old lines again. Point incremental syncs at closed files
+(rotated `*.gz`) or files only appended to. Empty files are not recorded (they are read when
+they get lines). Ledger entries of files no longer listed are dropped at publish, unless
+nothing at all was listed.
 """
 
 from __future__ import annotations
@@ -110,14 +113,18 @@ class LogsSourceReader(Source):
                 candidates.append((uri, size, mtime))
         header = self.options.delimiter if self.options.format == "csv" and self.options.header else None
         described = describe_files(candidates, header)
-        files, changed, touched = [], [], {}
+        files, changed, touched, grown = [], [], {}, []
         for info in described:
             entry = ledger.get(info["path"])
             if entry and entry.get("size") == info["size"] and entry.get("fingerprint") == info["fingerprint"]:
                 touched[info["path"]] = _ledger_entry(info)
                 skipped += 1
                 continue
-            if entry:
+            if entry and appended_to(entry, info):
+                # only the lines written since the last sync
+                info = dict(info, start=entry["size"], weight=max(1, info["size"] - entry["size"]))
+                grown.append({"path": info["path"], "from": entry["size"], "to": info["size"]})
+            elif entry:
                 changed.append({"path": info["path"], "change": _change(entry, info),
                                 "was": {k: entry.get(k) for k in ("size", "mtime", "fingerprint")},
                                 "now": _ledger_entry(info)})
@@ -130,11 +137,12 @@ class LogsSourceReader(Source):
         gone = sorted(set(ledger) - set(listed)) if listed else []
         state = {"incremental": self.options.incremental,
                  "files": {info["path"]: _ledger_entry(info) for info in files},
-                 "changed": changed, "touched": touched, "gone": gone, "skipped": skipped}
+                 "changed": changed, "grown": grown, "touched": touched, "gone": gone, "skipped": skipped}
         for item in changed:
             log.warning("logs source %s: %s changed since it was synced (%s); re-reading it in full",
                         self.spec.name, item["path"], item["change"])
-        return Plan(schema, partitions, state, self._describe(listed, files, pieces, partitions, changed, skipped))
+        return Plan(schema, partitions, state,
+                    self._describe(listed, files, pieces, partitions, changed, grown, skipped))
 
     def _check_header(self, info: dict) -> None:
         missing = [name for name in self.fields() if name not in (info.get("header") or [])]
@@ -142,7 +150,7 @@ class LogsSourceReader(Source):
             raise TerminalError(f"source.schema: {info['path']}: the CSV header "
                                 f"({', '.join(info.get('header') or []) or 'empty'}) has no column {missing}")
 
-    def _describe(self, listed, files, pieces, partitions, changed, skipped) -> str:
+    def _describe(self, listed, files, pieces, partitions, changed, grown, skipped) -> str:
         if not listed:
             return f"no files match {self.options.path}"
         size = sum(info["size"] for info in files)
@@ -150,7 +158,9 @@ class LogsSourceReader(Source):
         text = (f"{len(files)} files ({zipped} gzip, {_size(size)}) in {len(partitions)} partitions"
                 + (f", {len(pieces)} pieces" if len(pieces) != len(files) else ""))
         if self.options.incremental:
-            text += f"; incremental: {len(files) - len(changed)} new, {skipped} already synced"
+            text += (f"; incremental: {len(files) - len(changed) - len(grown)} new, "
+                     + (f"{len(grown)} grown (read from where the last sync ended), " if grown else "")
+                     + f"{skipped} already synced")
         if self.options.format == "regex" and not _re2_compatible(self.options.pattern):
             text += "; the pattern needs Python's re (not RE2): parsed line by line, slower"
         if changed:
@@ -311,6 +321,31 @@ def _ledger_entry(info: dict) -> dict:
     return {"size": info["size"], "mtime": info["mtime"], "fingerprint": info["fingerprint"]}
 
 
+def appended_to(entry: dict, info: dict) -> bool:
+    """True when a plain file only grew since the ledger's entry: its first `size` bytes are the
+    ones that were synced (same fingerprint over them), ending at a line end. Then only the lines
+    after them are new, and reading from there gives append-only targets no line twice."""
+    before = entry.get("size")
+    if info["gzip"] or not before or info["size"] <= before or not entry.get("fingerprint"):
+        return False
+    fs, path = _fs(info["path"])
+    try:
+        with fs.open(path, "rb") as handle:
+            head = handle.read(min(before, HEAD_BYTES))
+            tail = b""
+            if before > HEAD_BYTES:
+                handle.seek(max(HEAD_BYTES, before - HEAD_BYTES))
+                tail = handle.read(before - max(HEAD_BYTES, before - HEAD_BYTES))
+            handle.seek(before - 1)
+            last = handle.read(1)
+    except FileNotFoundError:
+        return False
+    digest = hashlib.sha256(head)
+    digest.update(tail)
+    digest.update(str(before).encode())
+    return last == b"\n" and "sha256:" + digest.hexdigest() == entry["fingerprint"]
+
+
 def _change(entry: dict, info: dict) -> str:
     before, after = entry.get("size"), info["size"]
     if before is not None and after > before:
@@ -326,14 +361,15 @@ def split_files(files: list[dict], channels: int) -> list[dict]:
     share = max(total / max(channels, 1), SPLIT_MIN_BYTES)
     pieces = []
     for info in files:
-        count = 1
-        if not info["gzip"] and channels > 1 and info["size"] > share:
-            count = min(64, math.ceil(info["size"] / share))
+        count, begin = 1, info.get("start", 0)  # a grown file is read from where its last sync ended
+        length = info["size"] - begin
+        if not info["gzip"] and channels > 1 and length > share:
+            count = min(64, math.ceil(length / share))
         for index in range(count):
-            start, end = info["size"] * index // count, info["size"] * (index + 1) // count
+            start, end = begin + length * index // count, begin + length * (index + 1) // count
             pieces.append({"path": info["path"], "gzip": info["gzip"], "size": info["size"],
                            "start": start, "end": end, "header": info.get("header"),
-                           "weight": info["weight"] * (end - start) / max(info["size"], 1)})
+                           "weight": info["weight"] * (end - start) / max(length, 1)})
     return pieces
 
 
