@@ -67,6 +67,7 @@ def source_frame(spark, spec: Spec, plan: Plan, run: RunDir):
              .option(CONNECTIONS_OPTION, for_spec(spec))
              .option("plan", plan.to_json())
              .option("run_dir", str(run.path))
+             .option("max_dirty", json.dumps(spec.error_limit.task_cap(plan.max_records)))
              .load())
     return apply_transform(frame, spec)
 

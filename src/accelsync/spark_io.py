@@ -82,17 +82,28 @@ def read_partition(options: dict[str, str], index: int, value: dict) -> Iterator
     run_dir = options["run_dir"]
     dirty = DirtyLog(os.path.join(run_dir, "dirty"), f"read-{index:05d}")
     rows = bytes_read = 0
+    max_dirty = json.loads(options.get("max_dirty") or "null")  # ErrorLimit.task_cap, from the driver
     try:
         for batch in source_class(spec.source.type)(spec).read(plan, value, dirty):
+            _check_dirty(spec, dirty, max_dirty)
             rows += batch.num_rows
             bytes_read += batch.nbytes
             yield batch
             pause_point("read")
+        _check_dirty(spec, dirty, max_dirty)
     finally:
         dirty.close()
     write_json_atomic(Path(run_dir) / "stats" / f"read-{index:05d}.json",
                       {"rows": rows, "bytes": bytes_read, "dirty": dirty.count,
                        "dirty_reasons": dirty.reasons, "dirty_file": str(dirty.path) if dirty.count else None})
+
+
+def _check_dirty(spec, dirty, max_dirty: int | None) -> None:
+    """Stop the task once its own dirty records make the run's failure certain (error_limit)."""
+    if max_dirty is not None and dirty.count > max_dirty:
+        from accelsync.errors import DataError
+        raise DataError(f"dirty records exceed error_limit ({spec.error_limit.describe()}): one task alone "
+                        f"found {dirty.count} while reading; reasons: {dirty.reasons}")
 
 
 def write_batches(options: dict[str, str], batches, task_index: int, partition: int | None = None) -> dict:

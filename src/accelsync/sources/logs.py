@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from accelsync.dirty import DirtyLog
-from accelsync.errors import DataError, TerminalError, TransientError
+from accelsync.errors import TerminalError, TransientError
 from accelsync.plan import Plan
 from accelsync.registry import register_source
 from accelsync.sources.base import Source
@@ -189,21 +189,12 @@ class LogsSourceReader(Source):
 
     def read(self, plan: Plan, partition: dict, dirty: DirtyLog) -> Iterator[pa.RecordBatch]:
         parser = _Parser(self.options, self.fields(), plan.schema)
-        max_dirty = self.spec.error_limit.task_cap(plan.max_records)
         for piece in partition.get("pieces", []):
             parser.start_file(piece)
             for first_line, block in read_blocks(piece, dirty):
                 batch = parser.parse(block, first_line, piece["path"], dirty)
-                self._check_limit(dirty, max_dirty, piece["path"])
                 if batch is not None and batch.num_rows:
                     yield batch
-            self._check_limit(dirty, max_dirty, piece["path"])
-
-    def _check_limit(self, dirty: DirtyLog, max_dirty: int | None, path: str) -> None:
-        """Fail the task as soon as it alone is over the error limit (the run would fail anyway)."""
-        if max_dirty is not None and dirty.count > max_dirty:
-            raise DataError(f"dirty records exceed error_limit ({self.spec.error_limit.describe()}): one task "
-                            f"alone found {dirty.count}, the last in {path}; reasons: {dirty.reasons}")
 
 
 # ---------------------------------------------------------------- listing and fingerprints
