@@ -1,4 +1,4 @@
-"""Runs one sync on Spark: plan, read -> transform -> write, then count what happened.
+"""Runs one sync: plan, read -> (transform) -> write on the local or the Spark engine, then count.
 
 The counts obey DataX's invariant: read = written + dirty + filtered (rows a transform filter
 dropped). The error limit is checked on them before anything can be gated or published.
@@ -7,21 +7,19 @@ dropped). The error limit is checked on them before anything can be gated or pub
 from __future__ import annotations
 
 import json
-import re
+import os
 import shutil
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from accelsync.errors import DataError, SyncTimeout, TerminalError
+from accelsync.errors import DataError, TerminalError
 from accelsync.plan import Plan
 from accelsync.registry import sink_class, source_class
 from accelsync.runs import RunDir
 from accelsync.connections import for_spec
-from accelsync.spark_io import CONNECTIONS_OPTION, SINK_FORMAT, SOURCE_FORMAT, sync_partitions
+from accelsync.tasks import CONNECTIONS_OPTION
 from accelsync.spec import Spec
 
 
@@ -40,6 +38,7 @@ class SyncStats:
     retries: int = 0  # failed partition attempts that were retried (see accelsync.retry)
     value_bytes: int = 0  # values before and after the sink's compression (0: no compression)
     stored_bytes: int = 0
+    engine: str = "spark"  # the engine that ran the sync: local or spark
 
     @property
     def rows_per_second(self) -> float:
@@ -56,40 +55,9 @@ def load_plan(run: RunDir) -> Plan:
     return Plan.from_json(run.read_json("plan.json")["plan"])
 
 
-def source_frame(spark, spec: Spec, plan: Plan, run: RunDir):
-    """The transformed DataFrame of this run's plan (lazy: nothing is read yet)."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    # Giving the schema spares Spark a Python planner process to ask the data source for it.
-    frame = (spark.read.format(SOURCE_FORMAT)
-             .schema(from_arrow_schema(plan.schema, prefer_timestamp_ntz=True))
-             .option("spec", spec.model_dump_json(by_alias=True))
-             .option(CONNECTIONS_OPTION, for_spec(spec))
-             .option("plan", plan.to_json())
-             .option("run_dir", str(run.path))
-             .option("max_dirty", json.dumps(spec.error_limit.task_cap(plan.max_records)))
-             .load())
-    return apply_transform(frame, spec)
-
-
-def apply_transform(frame, spec: Spec):
-    if spec.transform is None:
-        return frame
-    from pyspark.errors import AnalysisException, ParseException
-    try:
-        if spec.transform.filter:
-            frame = frame.filter(spec.transform.filter)
-        if spec.transform.select:
-            frame = frame.selectExpr(*spec.transform.select)
-        frame.schema  # analyse now, so a bad expression fails here with its message
-    except (AnalysisException, ParseException) as exc:
-        raise TerminalError(f"transform: {_first_line(str(exc))}") from None
-    return frame
-
-
-def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
+def sync(spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
     """Plan and copy the data; raise DataError when dirty records exceed the error limit."""
-    for folder in ("stats", "snapshot", "dirty"):
+    for folder in ("stats", "snapshot", "sample", "dirty"):
         shutil.rmtree(run.path / folder, ignore_errors=True)
     for name in ("write_stats.json", "sync.json", "gate.json"):
         run.file(name).unlink(missing_ok=True)
@@ -100,22 +68,23 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
     context = sink.prepare(run.run_id)
     context.setdefault("run_dir", str(run.path))
     run.write_json("context.json", context)
+    engine = choose(spec)
     options = {"spec": spec.model_dump_json(by_alias=True), CONNECTIONS_OPTION: for_spec(spec),
                "plan": plan.to_json(), "context": json.dumps(context), "run_dir": str(run.path),
                "channels": str(spec.speed.channels),
-               "max_dirty": json.dumps(spec.error_limit.task_cap(plan.max_records))}
+               "max_dirty": json.dumps(spec.error_limit.task_cap(plan.max_records)),
+               "snapshot_columns": json.dumps(snapshot_columns(spec, sink)),
+               "sample": str(spec.quality.readback.sample)}
     try:
-        with _cancel_at(spark, deadline, f"accelsync-{spec.name}-{run.run_id}"):
-            try:
-                if spec.transform is None:
-                    _sync_fused(spark, plan, options, run)
-                else:
-                    _sync_dataframe(spark, spec, plan, run, options)
-            except Exception as exc:
-                raise _task_error(exc) from None
+        if engine == "spark":
+            from accelsync import spark_engine
+            spark_engine.copy(spec, plan, options, run, deadline)
+        else:
+            from accelsync import local_engine
+            local_engine.copy(spec, plan, options, run, deadline)
         context = sink.finish(context, deadline)
         run.write_json("context.json", context)
-        stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions))
+        stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions), engine)
         run.write_json("sync.json", asdict(stats))
         check_error_limit(spec, stats)
     except BaseException:
@@ -126,6 +95,37 @@ def sync(spark, spec: Spec, run: RunDir, deadline: float | None = None) -> SyncS
     return stats
 
 
+def choose(spec: Spec) -> str:
+    """`spark` or `local`: the spec's `engine`, or for `auto` (the default), Spark where it pays:
+    a `transform` (Spark SQL), a cluster master in the deployment's settings, or a spec's own
+    `spark:` section; otherwise the local engine, which runs the same tasks without a JVM.
+    `ACCELSYNC_ENGINE` sets the deployment's default for `auto`."""
+    wanted = spec.engine if spec.engine != "auto" else (os.environ.get("ACCELSYNC_ENGINE") or "auto")
+    if wanted in ("spark", "local"):
+        if wanted == "local" and spec.transform is not None:
+            raise TerminalError("engine: local cannot run a `transform` (Spark SQL); use engine: spark or auto")
+        return wanted
+    from accelsync import spark_settings
+    if spec.transform is not None or spec.spark is not None or spark_settings.for_spec(spec).is_cluster:
+        return "spark"
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # a driver started by spark-submit: its cluster is given
+        return "spark"
+    return "local"
+
+
+def snapshot_columns(spec: Spec, sink) -> list[str] | None:
+    """The columns the gate needs from every written row: the sink's (reconcile) and the
+    freshness column; all of them (None) when a GX suite validates the rows."""
+    if spec.quality.suite:
+        return None
+    columns = sink.gate_columns()
+    if columns is None:
+        return None
+    if spec.quality.freshness:
+        columns = [*columns, spec.quality.freshness.column]
+    return list(dict.fromkeys(columns))
+
+
 def _discard(sink, run: RunDir) -> None:
     context = run.read_json("context.json") if run.exists("context.json") else {}
     try:
@@ -133,26 +133,6 @@ def _discard(sink, run: RunDir) -> None:
     except Exception as exc:  # never hide the run's own failure behind a cleanup failure
         import logging
         logging.getLogger(__name__).warning("could not remove what run %s staged: %s", run.run_id, exc)
-
-
-def _sync_fused(spark, plan: Plan, options: dict[str, str], run: RunDir) -> None:
-    """No transform: each task reads and writes its partitions in one Python worker."""
-    partitions = list(enumerate(plan.partitions))
-    if not partitions:
-        run.write_json("write_stats.json", [])
-        return
-    stats = (spark.sparkContext.parallelize(partitions, len(partitions))
-             .mapPartitionsWithIndex(sync_partitions(options)).collect())  # one small dict per task
-    run.write_json("write_stats.json", stats)
-
-
-def _sync_dataframe(spark, spec: Spec, plan: Plan, run: RunDir, options: dict[str, str]) -> None:
-    """With a transform: source -> Spark SQL -> sink, as DataFrames of Arrow batches."""
-    frame = source_frame(spark, spec, plan, run)
-    writer = frame.write.format(SINK_FORMAT).mode("append")
-    for key in ("spec", CONNECTIONS_OPTION, "context", "run_dir", "channels", "max_dirty"):
-        writer = writer.option(key, options[key])
-    writer.save()
 
 
 def check_error_limit(spec: Spec, stats: SyncStats) -> None:
@@ -165,7 +145,7 @@ def check_error_limit(spec: Spec, stats: SyncStats) -> None:
                         f"see the run's dirty/ folder")
 
 
-def _collect(run: RunDir, started: datetime, seconds: float, partitions: int) -> SyncStats:
+def _collect(run: RunDir, started: datetime, seconds: float, partitions: int, engine: str) -> SyncStats:
     reads = [RunDir.read_json(run, f"stats/{p.name}") for p in sorted((run.path / "stats").glob("read-*.json"))]
     writes = run.read_json("write_stats.json") if run.exists("write_stats.json") else []
     yielded = sum(r["rows"] for r in reads)
@@ -184,76 +164,11 @@ def _collect(run: RunDir, started: datetime, seconds: float, partitions: int) ->
                      bytes=sum(r["bytes"] for r in reads), partitions=partitions, dirty_reasons=reasons,
                      retries=sum(max(0, w.get("attempts", 1) - 1) for w in writes),
                      value_bytes=sum(w.get("value_bytes", 0) for w in writes),
-                     stored_bytes=sum(w.get("stored_bytes", 0) for w in writes))
+                     stored_bytes=sum(w.get("stored_bytes", 0) for w in writes), engine=engine)
 
 
 def load_stats(run: RunDir) -> SyncStats:
     return SyncStats(**run.read_json("sync.json"))
-
-
-@contextmanager
-def _cancel_at(spark, deadline: float | None, group: str):
-    """Cancel this thread's Spark jobs when the run's deadline passes."""
-    if deadline is None:
-        yield
-        return
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise SyncTimeout("timeout: the run's time budget was used up before the sync started")
-    context = spark.sparkContext
-    context.setJobGroup(group, "accelsync sync", interruptOnCancel=True)
-    fired = threading.Event()
-
-    def cancel():
-        fired.set()
-        context.cancelJobGroup(group)
-
-    timer = threading.Timer(remaining, cancel)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    except Exception:
-        if fired.is_set():
-            raise SyncTimeout("timeout: the sync ran past the spec's timeout and was cancelled") from None
-        raise
-    finally:
-        timer.cancel()
-
-
-def _task_error(exc: Exception) -> Exception:
-    """Turn Spark's wrapped task failure back into the accelsync error the task raised."""
-    from accelsync import errors
-    text = str(exc)
-    for name in ("SpecError", "ConnectionConfigError", "DataError", "TerminalError", "TransientError",
-                 "SyncTimeout"):
-        marker = f"accelsync.errors.{name}: "
-        if marker in text:
-            message = _first_line(text.split(marker, 1)[1])
-            cls = getattr(errors, name)
-            return (errors.TerminalError if name == "SpecError" else cls)(message)
-    for marker in ("TerminalError: ", "TransientError: ", "DataError: "):
-        if marker in text:
-            message = _first_line(text.split(marker, 1)[1])
-            return getattr(errors, marker[:-2])(message)
-    if isinstance(exc, (TerminalError,)) or getattr(exc, "retryable", None) is not None:
-        return exc
-    # Anything else is retried only when it is a lost connection or worker (errors.py's list);
-    # a bug fails the run at once with its message.
-    return errors.classify(exc, f"Spark job failed: {_python_error(text)}")
-
-
-def _python_error(text: str) -> str:
-    """The Python exception line inside Spark's wrapped task failure, else its first line."""
-    lines = [line.strip() for line in text.splitlines()]
-    for line in reversed(lines):
-        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*", line):
-            return line
-    return _first_line(text)
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
 
 
 def snapshot_files(run: RunDir) -> list[str]:

@@ -88,13 +88,17 @@ class SyncOperator(SpecOperator):
                 "filtered": stats.filtered, "seconds": stats.seconds}
 
     def on_kill(self) -> None:
-        """Stop this process's Spark jobs when Airflow kills the task (e.g. execution_timeout)."""
-        from pyspark.sql import SparkSession
+        """Stop this process's sync tasks when Airflow kills the task (e.g. execution_timeout)."""
+        import sys
 
-        session = SparkSession.getActiveSession()
-        if session is not None:
-            self.log.warning("cancelling the Spark jobs of this sync")
-            session.sparkContext.cancelAllJobs()
+        from accelsync import local_engine
+        self.log.warning("stopping the tasks of this sync")
+        local_engine.stop_all()
+        if "pyspark" in sys.modules:  # only a sync that ran on Spark has a session to cancel
+            from pyspark.sql import SparkSession
+            session = SparkSession.getActiveSession()
+            if session is not None:
+                session.sparkContext.cancelAllJobs()
 
 
 class GateOperator(SpecOperator):

@@ -21,13 +21,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from accelsync import lock, spark_settings
+from accelsync import lock
 from accelsync.engine import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
 from accelsync.faults import pause_point
 from accelsync.registry import sink_class, source_class
 from accelsync.runs import RunDir, new_run_id
-from accelsync.spark import get_spark
 from accelsync.spec import FAILED_UPSERT_NOTE, Spec
 from accelsync.state import load_state, save_state
 
@@ -47,7 +46,7 @@ def stage_sync(spec: Spec, run_id: str, deadline: float | None = None, via: str 
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run.write_json("run.json", {"name": spec.name, "run_id": run_id, "started": started,
                                     "finished_publish_of": finish_interrupted_publish(spec, run_id)})
-        return engine.sync(get_spark(spark_settings.for_spec(spec)), spec, run, deadline)
+        return engine.sync(spec, run, deadline)
 
 
 @contextmanager
@@ -92,7 +91,7 @@ def _gate(spec: Spec, run_id: str) -> dict[str, Any]:
     stats = load_stats(run)
     started = datetime.fromisoformat(stats.started)
     elapsed = (datetime.now(timezone.utc) - started).total_seconds()
-    verdict = run_gate(get_spark(), spec, run, stats, elapsed)
+    verdict = run_gate(spec, run, stats, elapsed)
     run.write_json("gate.json", verdict)
     if not verdict["passed"]:
         context = run.read_json("context.json") if run.exists("context.json") else {}

@@ -58,7 +58,8 @@ def clear_attempt(run_dir: str, index: int) -> None:
     """Remove what a failed attempt at plan partition `index` left in the run folder."""
     folder = Path(run_dir)
     for pattern in (f"dirty/read-{index:05d}-*", f"dirty/write-p{index:05d}-*",
-                    f"snapshot/write-p{index:05d}-*", f"stats/read-{index:05d}.json"):
+                    f"snapshot/write-p{index:05d}-*", f"sample/write-p{index:05d}-*",
+                    f"stats/read-{index:05d}.json"):
         for path in folder.glob(pattern):
             path.unlink(missing_ok=True)
 

@@ -568,6 +568,9 @@ class Spec(Model):
     speed: Speed = Speed()
     error_limit: ErrorLimit = ErrorLimit()
     quality: Quality = Quality()
+    engine: Literal["auto", "local", "spark"] = Field(default="auto", description=(
+        "local: worker processes on this machine, no JVM; spark: Spark tasks; auto: Spark for a transform, "
+        "a cluster or a `spark:` section, else local"))
     spark: Optional[SparkOptions] = None
 
     @field_validator("schedule")

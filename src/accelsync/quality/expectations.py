@@ -31,6 +31,7 @@ logging.getLogger("great_expectations").setLevel(logging.ERROR)
 logging.getLogger("great_expectations.render").setLevel(logging.CRITICAL)
 
 DATASOURCE = "accelsync"
+PANDAS_DATASOURCE = "accelsync_pandas"
 BATCH_DEFINITION = "whole_dataframe"
 SHOWN_UNEXPECTED = 5
 # GX returns the first N unexpected rows; ask for more than we show so duplicates of one bad
@@ -174,8 +175,8 @@ def _kwargs_problems(error: Exception, field: str) -> list[tuple[str, str]]:
 
 def validate_dataframe(df, suite_path: str, *, run_name: str, docs_root: str,
                        extra_expectations: list[dict] | None = None) -> SuiteResult:
-    """Validate a Spark DataFrame against a suite file (plus extra expectation dicts) and add the
-    run to the Data Docs site of the file context at `docs_root`."""
+    """Validate a pandas or Spark DataFrame against a suite file (plus extra expectation dicts)
+    and add the run to the Data Docs site of the file context at `docs_root`."""
     suite = load_suite(suite_path)
     if extra_expectations:
         extra, problems = _parse_expectations(list(extra_expectations), "extra_expectations")
@@ -185,7 +186,7 @@ def validate_dataframe(df, suite_path: str, *, run_name: str, docs_root: str,
     os.makedirs(docs_root, exist_ok=True)
     with _exclusive(docs_root):
         context = _context(docs_root)
-        checkpoint = _checkpoint(context, suite)
+        checkpoint = _checkpoint(context, suite, spark=not _is_pandas(df))
         result = _run(checkpoint, df, run_name)
     ((key, validation),) = result.run_results.items()
     # GX groups results by metric domain; report them in the suite's order.
@@ -229,16 +230,24 @@ def _context(docs_root: str):
     return context
 
 
-def _checkpoint(context, suite):
+def _is_pandas(df) -> bool:
+    return type(df).__module__.startswith("pandas")
+
+
+def _checkpoint(context, suite, spark: bool):
     """Get or create the data source, asset, batch definition, validation definition and
-    checkpoint for this suite; the suite itself is always rewritten from the file."""
+    checkpoint for this suite; the suite itself is always rewritten from the file. Runs
+    validated on pandas and on Spark have a data source each (and a validation definition and
+    checkpoint each, the pandas ones named `<suite>.pandas`)."""
     import great_expectations as gx
 
+    name = DATASOURCE if spark else PANDAS_DATASOURCE
     try:
-        source = context.data_sources.get(DATASOURCE)
+        source = context.data_sources.get(name)
     except KeyError:
         # persist: GX caches the batch while it computes its metrics; we unpersist after.
-        source = context.data_sources.add_spark(name=DATASOURCE, persist=True)
+        source = (context.data_sources.add_spark(name=name, persist=True) if spark
+                  else context.data_sources.add_pandas(name=name))
     try:
         asset = source.get_asset(suite.name)
     except LookupError:
@@ -249,23 +258,24 @@ def _checkpoint(context, suite):
         batch = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
 
     suite = context.suites.add_or_update(suite)
+    own = suite.name if spark else f"{suite.name}.pandas"
     try:
-        definition = context.validation_definitions.get(suite.name)
+        definition = context.validation_definitions.get(own)
         if definition.data.id != batch.id or definition.suite.id != suite.id:
             raise LookupError("stale")
     except Exception:  # noqa: BLE001 - missing or stale: (re)write it
         definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
+            gx.ValidationDefinition(name=own, data=batch, suite=suite))
     actions = [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]
     try:
-        checkpoint = context.checkpoints.get(suite.name)
+        checkpoint = context.checkpoints.get(own)
         if ([d.name for d in checkpoint.validation_definitions] != [definition.name]
                 or [a.type for a in checkpoint.actions] != [a.type for a in actions]
                 or checkpoint.result_format != RESULT_FORMAT):
             raise LookupError("stale")
     except Exception:  # noqa: BLE001 - missing or stale: (re)write it
         checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(name=suite.name, validation_definitions=[definition], actions=actions,
+            gx.Checkpoint(name=own, validation_definitions=[definition], actions=actions,
                           result_format=RESULT_FORMAT))
     return checkpoint
 
@@ -275,6 +285,8 @@ def _run(checkpoint, df, run_name: str):
 
     # The run name becomes a directory of the stores and the Data Docs site.
     safe_name = run_name.replace("/", "__").replace("\\", "__")
+    if _is_pandas(df):
+        return checkpoint.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=safe_name))
     cached_before = df.is_cached
     try:
         return checkpoint.run(batch_parameters={"dataframe": df},

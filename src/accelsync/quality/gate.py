@@ -1,7 +1,9 @@
 """The gate: every check that must pass before a run's data goes live.
 
-Checks run on the run snapshot (the rows the sink accepted, as Arrow IPC files in the run folder) and on
-the target itself through the sink's real client:
+Checks run on the run snapshot (the rows the sink accepted, as Arrow IPC files in the run folder:
+every column when a suite needs them, else only those the checks use), on a uniform sample of
+whole rows the write tasks kept, and on the target itself through the sink's real client. No
+JVM: the suite runs on pandas in this process up to PANDAS_SUITE_ROWS rows, on Spark beyond.
 - suite: the GX suite of `quality.suite`, validated on the snapshot;
 - reconcile: rows present in the target vs read - dirty - filtered, within `tolerance`;
 - readback: a sample of snapshot rows fetched from the target and compared field by field;
@@ -11,48 +13,53 @@ the target itself through the sink's real client:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
-from accelsync.engine import SyncStats, apply_transform, load_plan, snapshot_files
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from accelsync.engine import SyncStats, load_plan, snapshot_files
 from accelsync.registry import sink_class
 from accelsync.runs import RunDir, data_docs_root
+from accelsync.sinks.base import read_sample
 from accelsync.spec import Spec
+
+# A suite runs on pandas up to this many rows (GX in this process, no JVM), on Spark beyond.
+PANDAS_SUITE_ROWS = 2_000_000
 
 
 def check(name: str, passed: bool, detail: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "passed": bool(passed), "detail": detail, **extra}
 
 
-def snapshot_frame(spark, spec: Spec, run: RunDir):
-    files = snapshot_files(run)
-    if files:
-        import json
-
-        from accelsync.spark_io import SNAPSHOT_FORMAT
-        return spark.read.format(SNAPSHOT_FORMAT).option("files", json.dumps(files)).load()
-    from pyspark.sql.pandas.types import from_arrow_schema
-    empty = spark.createDataFrame([], from_arrow_schema(load_plan(run).schema, prefer_timestamp_ntz=True))
-    return apply_transform(empty, spec)
+def snapshot_batches(path: str, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The batches of one snapshot file, memory-mapped (no copy)."""
+    with pa.memory_map(path, "r") as source:
+        reader = pa.ipc.open_file(source)
+        for index in range(reader.num_record_batches):
+            batch = reader.get_batch(index)
+            yield batch.select(columns) if columns else batch
 
 
-def run_gate(spark, spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: float) -> dict[str, Any]:
+def run_gate(spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: float) -> dict[str, Any]:
     """Run every configured check; return {"passed", "checks", "data_docs"}."""
-    frame = snapshot_frame(spark, spec, run)
+    files = snapshot_files(run)
     sink = sink_class(spec.target.type)(spec)
     context = run.read_json("context.json") if run.exists("context.json") else {}
-    checks: list[dict[str, Any]] = [_reconcile(frame, spec, sink, context, stats)]
+    checks: list[dict[str, Any]] = [_reconcile(files, spec, context, stats)]
     if spec.quality.readback.sample > 0:
-        checks.append(_readback(frame, spec, sink, context, stats))
+        checks.append(_readback(run, spec, sink, context, stats))
     if spec.quality.freshness:
-        checks.append(_freshness(frame, spec))
+        checks.append(_freshness(files, spec))
     budget = spec.timeout.total_seconds()
     checks.append(check("timeliness", elapsed_seconds <= budget,
                         f"run took {elapsed_seconds:.1f}s of its {budget:.0f}s timeout",
                         measured=elapsed_seconds, limit=budget))
     data_docs = None
     if spec.quality.suite:
-        suite, data_docs = _suite(frame, spec, run, checks)
+        suite, data_docs = _suite(files, spec, run, stats, checks)
         checks = suite + checks
     return {"passed": all(c["passed"] for c in checks), "checks": checks, "data_docs": data_docs}
 
@@ -64,15 +71,21 @@ def run_gate(spark, spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: 
 GATE_COLUMN = "accelsync_{}"
 
 
-def _suite(frame, spec: Spec, run: RunDir,
+def _suite(files: list[str], spec: Spec, run: RunDir, stats: SyncStats,
            checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-    from pyspark.sql import functions as F
-
     from accelsync.quality.expectations import validate_dataframe
 
     measured = [c for c in checks if c.get("measured") is not None]
-    if measured:
-        frame = frame.withColumns({GATE_COLUMN.format(c["name"]): F.lit(float(c["measured"])) for c in measured})
+    columns = {GATE_COLUMN.format(c["name"]): float(c["measured"]) for c in measured}
+    if stats.written <= PANDAS_SUITE_ROWS and (files or spec.transform is None):
+        frame = _pandas_frame(files, run)
+        for name, value in columns.items():
+            frame[name] = value
+    else:
+        from pyspark.sql import functions as F
+        frame = _spark_frame(files, spec, run)
+        if columns:
+            frame = frame.withColumns({name: F.lit(value) for name, value in columns.items()})
     extra = [{"type": "expect_column_values_to_be_between",
               "kwargs": {"column": GATE_COLUMN.format(c["name"]), "max_value": float(c["limit"])},
               "notes": f"accelsync gate check {c['name']}: {c['detail']}"} for c in measured]
@@ -83,25 +96,38 @@ def _suite(frame, spec: Spec, run: RunDir,
             result.data_docs)
 
 
-def _reconcile(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, Any]:
-    spec_json = spec.model_dump_json(by_alias=True)
-    from accelsync.connections import for_spec
-    shipped = for_spec(spec)
+def _pandas_frame(files: list[str], run: RunDir):
+    """The written rows as one pandas DataFrame (timestamps without zone, as Spark shows them)."""
+    tables = [pa.Table.from_batches(list(snapshot_batches(path))) for path in files]
+    table = pa.concat_tables(tables) if tables else load_plan(run).schema.empty_table()
+    return table.to_pandas(timestamp_as_object=False)
 
-    def count(batches):
-        import pyarrow as pa
 
-        from accelsync.connections import install
-        from accelsync.registry import sink_class
-        from accelsync.spec import Spec
-        install(shipped)
-        own = sink_class(spec.target.type)(Spec.model_validate_json(spec_json))
-        total = 0
-        for batch in batches:
-            total += own.count_present(batch, context)
-        yield pa.RecordBatch.from_pydict({"present": [total]})
+def _spark_frame(files: list[str], spec: Spec, run: RunDir):
+    """The written rows as a Spark DataFrame (a run too large for pandas, or an empty one whose
+    transformed shape only Spark can tell)."""
+    import json
 
-    present = sum(row["present"] for row in frame.mapInArrow(count, "present long").collect())
+    from accelsync.spark import get_spark
+    from accelsync.spark_engine import apply_transform
+    spark = get_spark()
+    if files:
+        from accelsync.spark_io import SNAPSHOT_FORMAT
+        return spark.read.format(SNAPSHOT_FORMAT).option("files", json.dumps(files)).load()
+    from pyspark.sql.pandas.types import from_arrow_schema
+    empty = spark.createDataFrame([], from_arrow_schema(load_plan(run).schema, prefer_timestamp_ntz=True))
+    return apply_transform(empty, spec)
+
+
+def _reconcile(files: list[str], spec: Spec, context: dict[str, Any], stats: SyncStats) -> dict[str, Any]:
+    """Rows of the snapshot present in the target, counted file by file in a few threads (each
+    with its own sink: the work is waiting on the target)."""
+    def count(path: str) -> int:
+        own = sink_class(spec.target.type)(spec)
+        return sum(own.count_present(batch, context) for batch in snapshot_batches(path))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(files)))) as pool:
+        present = sum(pool.map(count, files))
     expected = stats.read - stats.dirty - stats.filtered
     tolerance = spec.quality.reconcile.tolerance
     difference = abs(present - expected)
@@ -111,13 +137,12 @@ def _reconcile(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, 
                  present=present, expected=expected, measured=difference, limit=tolerance)
 
 
-def _readback(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, Any]:
+def _readback(run: RunDir, spec: Spec, sink, context, stats: SyncStats) -> dict[str, Any]:
     wanted = spec.quality.readback.sample
     if stats.written == 0:
         return check("readback", True, "no rows written; nothing to read back")
-    fraction = min(1.0, 2.0 * wanted / stats.written)
-    sample = frame.sample(fraction=fraction, seed=17).limit(wanted) if fraction < 1 else frame.limit(wanted)
-    rows = sample.toArrow().to_pylist()
+    writes = run.read_json("write_stats.json") if run.exists("write_stats.json") else []
+    rows = read_sample(sorted(w["sample"] for w in writes if w.get("sample")), wanted)
     mismatches = sink.read_back(rows, context)
     shown = "; ".join(f"{m['key']}" + (f" field {m['field']}" if m["field"] else "") +
                       f": expected {m['expected']!r}, got {m['actual']!r}" for m in mismatches[:10])
@@ -126,11 +151,14 @@ def _readback(frame, spec: Spec, sink, context, stats: SyncStats) -> dict[str, A
     return check("readback", not mismatches, detail, mismatches=mismatches[:100], measured=len(mismatches), limit=0)
 
 
-def _freshness(frame, spec: Spec) -> dict[str, Any]:
-    from pyspark.sql import functions as F
-
+def _freshness(files: list[str], spec: Spec) -> dict[str, Any]:
     column = spec.quality.freshness.column
-    newest = frame.agg(F.max(column)).collect()[0][0]
+    newest = None
+    for path in files:
+        for batch in snapshot_batches(path, [column]):
+            value = pc.max(batch.column(0)).as_py()
+            if value is not None and (newest is None or value > newest):
+                newest = value
     max_lag = spec.quality.freshness.max_lag
     if newest is None:
         return check("freshness", False, f"no value in {column}")

@@ -12,11 +12,12 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Iterator
+from typing import Any, ClassVar, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from accelsync import cancel
 from accelsync.dirty import DirtyLog
 from accelsync.errors import DataError
 from accelsync.faults import pause_point
@@ -64,6 +65,11 @@ class Sink(ABC):
         a time.monotonic() value or None). Return the context, updated for gate and publish."""
         return context
 
+    def gate_columns(self) -> list[str] | None:
+        """The columns `count_present` needs from each written row (the run snapshot keeps only
+        those when no suite needs every column); None: all of them."""
+        return None
+
     @abstractmethod
     def count_present(self, batch: pa.RecordBatch, context: dict[str, Any]) -> int:
         """How many rows of this (snapshot) batch are present in the target."""
@@ -96,6 +102,7 @@ class PartitionStats:
     value_bytes: int = 0
     stored_bytes: int = 0
     snapshot: str | None = None
+    sample: str | None = None
     dirty_file: str | None = None
     dirty_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -114,18 +121,25 @@ class Throttle:
         self.done += records
         ahead = self.done / self.rate - (time.monotonic() - self.start)
         if ahead > 0:
-            time.sleep(ahead)
+            cancel.sleep(ahead)
 
 
 def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.RecordBatch], *,
                     dirty: DirtyLog, snapshot_path: str | None, records_per_second: float,
-                    max_dirty: int | None) -> PartitionStats:
-    """The shared write loop of one Spark task: write, count, tee the snapshot, throttle."""
+                    max_dirty: int | None, snapshot_columns: list[str] | None = None,
+                    sample_path: str | None = None, sample_size: int = 0) -> PartitionStats:
+    """The shared write loop of one task: write, count, tee the snapshot, sample, throttle.
+
+    The snapshot keeps the written rows' `snapshot_columns` (all when None) for the gate's
+    reconciliation and suite; the sample keeps `sample_size` whole written rows drawn uniformly
+    (bottom-k of a random key, so the gate can merge every task's sample into one uniform
+    sample) for its read-back."""
     stats = PartitionStats()
     started = time.monotonic()
     throttle = Throttle(records_per_second)
     writer = sink.open_writer(context)
     snapshot = None
+    sample = Sample(sample_size) if sample_path and sample_size > 0 else None
     try:
         batches = iter(batches)
         while True:
@@ -136,6 +150,7 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
                 break
             if batch.num_rows == 0:
                 continue
+            cancel.check()
             tick = time.monotonic()
             stats.rows_in += batch.num_rows
             stats.bytes_in += batch.nbytes
@@ -155,10 +170,13 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
             stats.write_seconds += time.monotonic() - tick
             tick = time.monotonic()
             if snapshot_path and written.num_rows:
+                kept = written.select(snapshot_columns) if snapshot_columns is not None else written
                 if snapshot is None:
                     Path(snapshot_path).parent.mkdir(parents=True, exist_ok=True)
-                    snapshot = pa.ipc.new_file(snapshot_path, written.schema)
-                snapshot.write_batch(written)
+                    snapshot = pa.ipc.new_file(snapshot_path, kept.schema)
+                snapshot.write_batch(kept)
+            if sample is not None and written.num_rows:
+                sample.add(written)
             stats.snapshot_seconds += time.monotonic() - tick
             pause_point("write")
             throttle.wait(batch.num_rows)
@@ -166,6 +184,9 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
         writer.flush()
         stats.write_seconds += time.monotonic() - tick
         stats.value_bytes, stats.stored_bytes = writer.value_bytes, writer.stored_bytes
+        if sample is not None and sample.rows is not None:
+            sample.save(sample_path)
+            stats.sample = sample_path
     finally:
         writer.close()
         if snapshot is not None:
@@ -179,6 +200,50 @@ def write_partition(sink: Sink, context: dict[str, Any], batches: Iterable[pa.Re
     return stats
 
 
+SAMPLE_KEY = "__accelsync_sample_key"
+
+
+class Sample:
+    """A uniform sample of at most `size` rows: each row gets a random key and the `size`
+    smallest keys are kept (bottom-k), so samples of several tasks merge into one uniform
+    sample by keeping the smallest keys of their union."""
+
+    def __init__(self, size: int):
+        import numpy as np
+
+        self.size = size
+        self.rows: pa.Table | None = None
+        self.random = np.random.default_rng()
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        keys = pa.array(self.random.random(batch.num_rows))
+        table = pa.Table.from_batches([batch]).append_column(SAMPLE_KEY, keys)
+        if self.rows is not None:
+            table = pa.concat_tables([self.rows, table])
+        if table.num_rows > self.size:
+            order = pc.sort_indices(table.column(SAMPLE_KEY))
+            table = table.take(order.slice(0, self.size))
+        self.rows = table.combine_chunks() if table.num_rows <= self.size * 2 else table
+
+    def save(self, path: str) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with pa.ipc.new_file(path, self.rows.schema) as out:
+            out.write_table(self.rows)
+
+
+def read_sample(paths: list[str], size: int) -> list[dict[str, Any]]:
+    """The rows of the tasks' samples with the `size` smallest keys: a uniform sample of the run."""
+    tables = []
+    for path in paths:
+        with pa.memory_map(path, "r") as source:
+            tables.append(pa.ipc.open_file(source).read_all())
+    if not tables:
+        return []
+    table = pa.concat_tables(tables, promote_options="permissive")
+    table = table.take(pc.sort_indices(table.column(SAMPLE_KEY)).slice(0, size))
+    return table.drop_columns([SAMPLE_KEY]).to_pylist()
+
+
 def _row(batch: pa.RecordBatch, index: int) -> dict[str, Any]:
     return batch.slice(index, 1).to_pylist()[0]
 
@@ -190,12 +255,3 @@ def _row_location(batch: pa.RecordBatch, index: int, sink: Sink) -> dict[str, An
         if name in batch.schema.names:
             location[name.lstrip("_")] = batch.column(name)[index].as_py()
     return location or {"index_in_batch": index}
-
-
-def null_mask_any(columns: Iterator[pa.Array]) -> pa.Array | None:
-    """True where any of the columns is null."""
-    mask = None
-    for column in columns:
-        nulls = pc.is_null(column)
-        mask = nulls if mask is None else pc.or_(mask, nulls)
-    return mask

@@ -319,6 +319,11 @@ class DruidSink(Sink):
 
     # -- gate ----------------------------------------------------------------------------------
 
+    def gate_columns(self) -> list[str] | None:
+        if not self.options.dimensions:
+            return None  # every column but the metric inputs is a dimension
+        return list(dict.fromkeys([self.ts, *self.options.dimensions, *self.fields]))
+
     def count_present(self, batch: pa.RecordBatch, context: dict[str, Any]) -> int:
         """Rows of this batch present in the staging datasource, counted per Druid time bucket:
         the bucket's rows here, up to the rows Druid ingested into that bucket."""

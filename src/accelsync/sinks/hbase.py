@@ -232,6 +232,9 @@ class HbaseSink(Sink):
     def open_writer(self, context: dict[str, Any]) -> BatchWriter:
         return _HbaseWriter(self)
 
+    def gate_columns(self) -> list[str]:
+        return list(self.options.row_key.columns)
+
     def count_present(self, batch: pa.RecordBatch, context: dict[str, Any]) -> int:
         keys = self.row_keys(batch).drop_null().to_pylist()
         families = [f.encode() for f in self.families()]

@@ -145,14 +145,23 @@ class RedisSink(Sink):
     def open_writer(self, context: dict[str, Any]) -> BatchWriter:
         return _RedisWriter(self, context)
 
+    def gate_columns(self) -> list[str]:
+        return list(self.options.key.columns)
+
     def count_present(self, batch: pa.RecordBatch, context: dict[str, Any]) -> int:
-        keys = _keys(self.options.key, batch, context).drop_null().to_pylist()
-        client = self._client()
+        """Keys of these rows that exist: EXISTS in commands of 10,000 keys, pipelined."""
+        keys = _keys(self.options.key, batch, context)
+        conn = self._conn()
+        client = redis_client(conn)
         try:
-            present = 0
-            for start in range(0, len(keys), 10_000):
-                present += client.exists(*keys[start:start + 10_000])
-            return present
+            connection = client.connection_pool.get_connection()
+            connection.connect()
+            try:
+                return resp.count_existing(connection._sock, keys)
+            finally:
+                connection.disconnect()  # its socket was read directly: never reuse it
+        except (OSError, ConnectionError) as exc:
+            raise _redis_error(exc, conn.safe_address(), conn.redact(str(exc))) from None
         finally:
             client.close()
 

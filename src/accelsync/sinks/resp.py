@@ -123,6 +123,30 @@ def concat(values: pa.Array) -> bytes:
     return values.buffers()[2][int(first):int(last)].to_pybytes()
 
 
+def count_existing(sock: socket.socket, keys: pa.Array, chunk: int = 10_000) -> int:
+    """How many of `keys` exist: EXISTS commands of `chunk` keys each, built by Arrow kernels and
+    pipelined on a raw socket (one round trip for all of them); the integer replies summed."""
+    keys = keys.drop_null() if keys.null_count else keys
+    commands = 0
+    for start in range(0, len(keys), chunk):
+        part = keys.slice(start, chunk)
+        sock.sendall(b"*%d\r\n$6\r\nEXISTS\r\n" % (len(part) + 1) + concat(bulk(part)))
+        commands += 1
+    total, data = 0, b""
+    while commands:
+        got = sock.recv(1 << 16)
+        if not got:
+            raise ConnectionError("Redis closed the connection while counting keys")
+        data += got
+        *lines, data = data.split(b"\r\n")
+        for line in lines:
+            if not line.startswith(b":"):
+                raise RedisReplyError(line.decode("utf-8", "replace"))
+            total += int(line[1:])
+            commands -= 1
+    return total
+
+
 class RespPipe:
     """Sends command buffers on a raw socket and reads their one-line replies in the background
     of the next send, so the client encodes batch n+1 while Redis executes batch n."""
