@@ -58,7 +58,7 @@ def hand_written(topic: str, rows: int, partitions: int) -> float:
     started = time.perf_counter()
     consumer = Consumer({"bootstrap.servers": SERVERS, "group.id": f"bench.hand.{uuid.uuid4().hex}",
                          "enable.auto.commit": False})
-    # assign(), not subscribe(): a group join costs ~20 s on Tansu and would not be fair.
+    # assign(), as accelsync's read tasks do: a group join (subscribe) would add a rebalance.
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     pipe = target.pipeline(transaction=False)
     done = pending = 0

@@ -98,15 +98,14 @@ class Kafka(Service):
             return False
 
     def ensure_installed(self) -> None:
+        """The jars in the Maven cache (downloaded on the first start), and the storage formatted."""
         self.dir.mkdir(parents=True, exist_ok=True)
         ensure_jars(BUNDLE, self.dir / "fetch.log")
+        if not (self.data_dir / "meta.properties").exists():
+            self._format(self._write_config())
 
     def start(self) -> None:
-        properties = self.dir / "server.properties"
-        properties.write_text(self.server_properties())
-        (self.dir / "log4j2.properties").write_text(LOG4J2)
-        if not (self.data_dir / "meta.properties").exists():
-            self._format(properties)
+        properties = self._write_config()
         spawn_java(BUNDLE, MAIN_CLASS, [str(properties)], [*BROKER_JVM, *self._logging()], self.log_file,
                    self.pid_file, cwd=self.dir)
 
@@ -165,6 +164,12 @@ num.recovery.threads.per.data.dir=1
 log.cleaner.threads=1
 num.replica.fetchers=1
 """
+
+    def _write_config(self) -> Path:
+        properties = self.dir / "server.properties"
+        properties.write_text(self.server_properties())
+        (self.dir / "log4j2.properties").write_text(LOG4J2)
+        return properties
 
     def _logging(self) -> list[str]:
         return [f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
