@@ -129,6 +129,8 @@ class Kafka(Service):
 # Written by accelsync devstack at each start (edits are overwritten).
 process.roles=broker,controller
 node.id={NODE_ID}
+# A static quorum of this one node (as in docker/compose.yaml), so the ports may change between
+# starts: nothing in data/ records them.
 controller.quorum.voters={NODE_ID}@{controller}
 listeners=PLAINTEXT://{plain},CONTROLLER://{controller}
 advertised.listeners=PLAINTEXT://{plain}
