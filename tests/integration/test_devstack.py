@@ -2,7 +2,8 @@
 
 The shared services (MariaDB 3306, Redis 6379, Kafka 9092) are brought up and left running.
 Start/stop paths run private servers on free ports under a temporary ACCELSYNC_HOME, so the
-machine's own servers are never stopped.
+machine's own servers are never stopped. Kafka is a JVM that takes seconds to start: one test
+starts a private broker (and restarts it once), one watches a broker that cannot start fail.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def kafka_round_trip(port: int) -> None:
     for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
         future.result(timeout=30)
     producer = Producer({"bootstrap.servers": bootstrap})
-    producer.produce(topic, key=b"k1", value=b"hello tansu")
+    producer.produce(topic, key=b"k1", value=b"hello kafka")
     assert producer.flush(30) == 0
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic,
                          "enable.auto.commit": False})
@@ -107,10 +108,11 @@ def kafka_round_trip(port: int) -> None:
             message = consumer.poll(1.0)
         assert message is not None, "no message consumed within 30 s"
         assert message.error() is None
-        assert (message.key(), message.value()) == (b"k1", b"hello tansu")
+        assert (message.key(), message.value()) == (b"k1", b"hello kafka")
     finally:
         consumer.close()
-        admin.delete_topics([topic])
+        for future in admin.delete_topics([topic]).values():  # the broker keeps its topics over restarts
+            future.result(timeout=30)
 
 
 ROUND_TRIPS = {"mysql": mysql_round_trip, "redis": redis_round_trip, "kafka": kafka_round_trip}
@@ -225,7 +227,7 @@ def private_home(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("name", ["kafka", "redis", "mysql"])
+@pytest.mark.parametrize("name", ["redis", "mysql"])
 def test_start_then_down_a_private_server(private_home, monkeypatch, name):
     port = free_port()
     monkeypatch.setenv(f"ACCELSYNC_{name.upper()}_PORT", str(port))
@@ -248,6 +250,101 @@ def test_start_then_down_a_private_server(private_home, monkeypatch, name):
     [after] = devstack.status([name])
     assert not after.up and not after.started_by_us
     assert devstack.down([name]) == [f"{name} was not running on 127.0.0.1:{port}"]
+
+
+def free_port_pair() -> int:
+    """A free port whose next port is free too: Kafka's controller listens on port + 1."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two free ports in a row")
+
+
+def kafka_topic_messages(port: int, topic: str) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) of partition 0 of `topic`, read by kafka-python."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}", enable_auto_commit=False,
+                             consumer_timeout_ms=5000)
+    try:
+        consumer.assign([TopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        return [(m.key, m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
+def test_private_kafka_starts_formatted_once_and_keeps_its_data_over_down(private_home, monkeypatch):
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.admin import NewTopic
+
+    from accelsync.devstack.kafka import KAFKA_VERSION
+
+    port = free_port_pair()
+    monkeypatch.setenv("ACCELSYNC_KAFKA_PORT", str(port))
+    folder = private_home / "devstack" / "kafka"
+    topic = f"kept-{uuid.uuid4().hex[:8]}"
+    try:
+        [started] = devstack.up(["kafka"])
+        assert (started.up, started.started_by_us, started.address) == (True, True, f"127.0.0.1:{port}")
+        assert started.detail.startswith("started by devstack")
+        assert started.version == f"Apache Kafka {KAFKA_VERSION}"
+        properties = (folder / "server.properties").read_text()
+        assert f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}\n" in properties
+        assert f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n" in properties
+        cluster = (folder / "data" / "meta.properties").read_text()
+        assert "cluster.id=" in cluster and "node.id=1" in cluster
+        assert listeners(port) == 1 and listeners(port + 1) == 1
+        kafka_round_trip(port)
+
+        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}")
+        admin.create_topics([NewTopic(topic, 1, 1)])
+        admin.close()
+        producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{port}")
+        producer.send(topic, key=b"k", value=b"kept over down").get(timeout=30)
+        producer.close()
+
+        [again] = devstack.up(["kafka"])
+        assert "reused" in again.detail and again.started_by_us
+        assert listeners(port) == 1
+
+        pid = started.detail.split()[-1]
+        assert devstack.down(["kafka"]) == [f"stopped kafka on 127.0.0.1:{port} (pid {pid})"]
+        assert port_closed(port) and port_closed(port + 1)
+        [after] = devstack.status(["kafka"])
+        assert not after.up and not after.started_by_us
+
+        # Started again: the same cluster (formatted once), its topic and message still there.
+        [restarted] = devstack.up(["kafka"])
+        assert restarted.detail.startswith("started by devstack") and restarted.detail.split()[-1] != pid
+        assert (folder / "data" / "meta.properties").read_text() == cluster
+        assert kafka_topic_messages(port, topic) == [(b"k", b"kept over down")]
+    finally:
+        lines = devstack.down(["kafka"])
+    assert lines[0].startswith(f"stopped kafka on 127.0.0.1:{port} (pid ")
+    assert port_closed(port)
+    assert devstack.down(["kafka"]) == [f"kafka was not running on 127.0.0.1:{port}"]
+
+
+def test_kafka_that_cannot_listen_fails_with_its_log(private_home, monkeypatch):
+    port = free_port_pair()
+    monkeypatch.setenv("ACCELSYNC_KAFKA_PORT", str(port))
+    with socket.socket() as squatter:  # takes the controller's port
+        squatter.bind(("127.0.0.1", port + 1))
+        squatter.listen()
+        started = time.monotonic()
+        with pytest.raises(DevstackError, match=r"Kafka did not become healthy on 127\.0\.0\.1:"
+                                                rf"{port} within \d+s \(it exited with status 1\); "
+                                                r"(.|\n)*kafka\.log ends:(.|\n)*Address already in use"):
+            devstack.up(["kafka"])
+        assert time.monotonic() - started < 60, "a dead server should fail fast, not wait out the timeout"
+    assert port_closed(port)
+    assert devstack.status(["kafka"])[0].detail == "not running"
 
 
 def test_down_leaves_servers_it_did_not_start(stack, private_home):

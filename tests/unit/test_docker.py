@@ -134,3 +134,11 @@ def test_spark_runs_where_the_run_folders_are_shared(compose):
         assert ["accelsync-home", ACCELSYNC_HOME] in mounts, name
     for name in worker_queues(compose):  # the driver runs in the Celery worker: executors dial back
         assert services[name]["hostname"] == name
+
+
+def test_kafka_is_the_release_devstack_runs(compose):
+    from accelsync.devstack.kafka import KAFKA_VERSION
+
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, as devstack

@@ -17,7 +17,7 @@ import sys
 from accelsync.devstack.base import Service, ServiceStatus, devstack_home
 from accelsync.devstack.druid import DruidEmulator
 from accelsync.devstack.hbase import HbaseEmulator
-from accelsync.devstack.kafka import Tansu
+from accelsync.devstack.kafka import Kafka
 from accelsync.devstack.mariadb import MariaDB
 from accelsync.devstack.process import DevstackError
 from accelsync.devstack.redis import Redis
@@ -29,11 +29,11 @@ __all__ = ["SERVICES", "DevstackError", "Service", "ServiceStatus", "command", "
 SERVICES: dict[str, type[Service]] = {
     MariaDB.name: MariaDB,
     Redis.name: Redis,
-    Tansu.name: Tansu,
+    Kafka.name: Kafka,
     HbaseEmulator.name: HbaseEmulator,
     DruidEmulator.name: DruidEmulator,
 }
-ALIASES = {"mariadb": "mysql", "tansu": "kafka"}
+ALIASES = {"mariadb": "mysql"}
 
 
 def services(names: list[str] | None = None) -> list[Service]:

@@ -168,7 +168,7 @@ class Service(ABC):
                 return self._ready("reused", None)
             self.dir.mkdir(parents=True, exist_ok=True)
             # Another attempt when a server died or hung without a word in its log, or was killed
-            # by a signal: seen with Tansu in CI (pids recycle fast under pid_max 32768, and a
+            # by a signal: seen in CI (pids recycle fast under pid_max 32768, and a
             # stale kill meant for another process can hit a new one); a real problem (bad
             # config, port taken) always logs and fails at once.
             attempts = 3

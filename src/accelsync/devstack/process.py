@@ -103,8 +103,27 @@ def spawn_detached(cmd: list[str], log_file: Path, pid_file: Path, cwd: Path,
         proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, **(env or {})})
+    _wait_exec_done(proc.pid)
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+def _wait_exec_done(pid: int, timeout: float = 2.0) -> None:
+    """Wait until the new program's command line shows in /proc (at most `timeout` seconds).
+
+    Popen returns while the kernel is still finishing execve: for a moment /proc/<pid>/cmdline
+    reads empty, and `pid_alive(pid, expect)` would call a server that just started dead (and
+    `up` would stop it before it logged a word).
+    """
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cmdline.read_bytes():
+                return
+        except OSError:  # no procfs, or the program already exited: nothing to wait for
+            return
+        time.sleep(0.001)
 
 
 def terminate(pid: int, expect: str | None = None, timeout: float = 30.0) -> None:

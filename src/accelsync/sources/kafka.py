@@ -46,7 +46,6 @@ MIN_RANGE_MESSAGES = 10_000
 # Messages per consume() call, and so at most per Arrow batch.
 BATCH_MESSAGES = 32_768
 METADATA_TIMEOUT = 15.0  # seconds, for metadata, watermark and committed-offset requests
-PROBE_TIMEOUT = 10.0  # seconds to confirm the end of each partition at plan time
 POLL_TIMEOUT = 0.5  # seconds one consume() call waits
 STALL_TIMEOUT = 120.0  # seconds without any message before a read task gives up
 
@@ -100,15 +99,14 @@ class KafkaSourceReader(Source):
         topic, group = self.options.topic, self.spec.kafka_group
         schema = pa.schema(list(value_schema(self.options)) + list(META_SCHEMA))
         client = _Client(get_connection(self.options.connection))
-        consumer = client.consumer({"group.id": group, "enable.auto.commit": False,
-                                    "enable.partition.eof": True, "fetch.wait.max.ms": 50})
+        consumer = client.consumer({"group.id": group, "enable.auto.commit": False})
         try:
             partitions = client.partitions(consumer, topic)
             committed = client.committed(consumer, topic, partitions)
             watermarks = client.watermarks(consumer, topic, partitions)
-            ends = client.log_ends(consumer, topic, watermarks)
         finally:
             consumer.close()
+        ends = {p: high for p, (low, high) in watermarks.items()}
         starts, notes = {}, []
         for p in partitions:
             starts[p], note = self._start(p, committed.get(p), watermarks[p][0], ends[p])
@@ -273,6 +271,12 @@ class _Client:
         return found
 
     def watermarks(self, consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, tuple[int, int]]:
+        """(first kept offset, end of the readable log) of each partition, asked of the broker now.
+
+        The end is the high watermark, or under `isolation.level=read_committed` (librdkafka's
+        default) the last stable offset: messages of a transaction still open at plan time belong
+        to a later run, and the range may end on a transaction marker (see `consume_range`).
+        """
         marks = {}
         for p in partitions:
             try:
@@ -284,39 +288,6 @@ class _Client:
                 raise TransientError(f"Kafka at {self.servers} did not answer for the offsets of "
                                      f"{topic} partition {p}")
         return marks
-
-    def log_ends(self, consumer: Consumer, topic: str, watermarks: dict[int, tuple[int, int]]) -> dict[int, int]:
-        """The offset after the last readable message of each partition, as of now.
-
-        That is the high watermark (the last stable offset under read_committed), except that
-        Tansu, the devstack broker, answers ListOffsets with the base offset of the last record
-        batch + 1. So the end is confirmed by fetching from high - 1: the fetch returns that
-        whole batch, and the partition-EOF event carries the true end. On Kafka this costs one
-        small fetch per partition and confirms the watermark.
-        """
-        ends = {p: high for p, (low, high) in watermarks.items()}
-        pending = {p for p, (low, high) in watermarks.items() if high > low}
-        if not pending:
-            return ends
-        consumer.assign([TopicPartition(topic, p, ends[p] - 1) for p in sorted(pending)])
-        deadline = time.monotonic() + PROBE_TIMEOUT
-        try:
-            while pending and time.monotonic() < deadline:
-                for message in consumer.consume(10_000, timeout=0.05):
-                    err, p = message.error(), message.partition()
-                    if err is None:
-                        ends[p] = max(ends[p], message.offset() + 1)
-                    elif err.code() == KafkaError._PARTITION_EOF:
-                        ends[p] = max(ends[p], message.offset())
-                        pending.discard(p)
-                    else:
-                        raise self.error(err, f"reading the end of partition {p}")
-        finally:
-            consumer.unassign()
-        if pending:
-            raise TransientError(f"Kafka at {self.servers} did not deliver the end of {topic} partitions "
-                                 f"{sorted(pending)} within {PROBE_TIMEOUT:.0f}s")
-        return ends
 
     def consume_range(self, consumer: Consumer, topic: str, partition: int, start: int,
                       end: int) -> Iterator[list[Message]]:
