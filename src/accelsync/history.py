@@ -17,7 +17,8 @@ from accelsync.runs import home
 
 COLUMNS = ("name", "run_id", "status", "source", "target", "started", "ended", "seconds", "read",
            "written", "dirty", "filtered", "rows_per_second", "bytes_per_second", "gate_passed",
-           "reason", "data_docs", "run_dir", "checks", "airflow_run_id")
+           "reason", "data_docs", "run_dir", "checks", "airflow_run_id", "end_to_end_rows_per_second",
+           "sync_seconds")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -25,6 +26,7 @@ CREATE TABLE IF NOT EXISTS runs (
   started TEXT, ended TEXT, seconds REAL, read INTEGER, written INTEGER, dirty INTEGER,
   filtered INTEGER, rows_per_second REAL, bytes_per_second REAL, gate_passed INTEGER,
   reason TEXT, data_docs TEXT, run_dir TEXT, checks TEXT, airflow_run_id TEXT,
+  end_to_end_rows_per_second REAL, sync_seconds REAL,
   PRIMARY KEY (name, run_id)
 )"""
 

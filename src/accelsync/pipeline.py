@@ -88,10 +88,12 @@ def _gate(spec: Spec, run_id: str) -> dict[str, Any]:
     from accelsync.quality.gate import run_gate
 
     run = RunDir(spec.name, run_id)
+    clock = time.monotonic()
     stats = load_stats(run)
     started = datetime.fromisoformat(stats.started)
     elapsed = (datetime.now(timezone.utc) - started).total_seconds()
     verdict = run_gate(spec, run, stats, elapsed)
+    verdict["seconds"] = round(time.monotonic() - clock, 3)
     run.write_json("gate.json", verdict)
     if not verdict["passed"]:
         context = run.read_json("context.json") if run.exists("context.json") else {}
@@ -113,12 +115,13 @@ def _publish(spec: Spec, run_id: str) -> dict[str, Any]:
     if not run.exists("gate.json") or not run.read_json("gate.json")["passed"]:
         raise TerminalError(f"publish refused: run {run_id} of {spec.name} has no passing gate")
     context = run.read_json("context.json") if run.exists("context.json") else {}
+    clock = time.monotonic()
     save_state(spec.name, {PUBLISHING: run_id})
     target = sink_class(spec.target.type)(spec).publish(context)
     pause_point("publish")
     source = source_class(spec.source.type)(spec).publish(load_plan(run))
     record = {"published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "target": target, "source": source}
+              "target": target, "source": source, "seconds": round(time.monotonic() - clock, 3)}
     run.write_json("published.json", record)
     save_state(spec.name, {PUBLISHING: None})
     return record
@@ -163,7 +166,11 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "bytes": stats.bytes if stats else 0,
         "seconds": round(seconds, 3),
         "sync_seconds": stats.seconds if stats else None,
+        "stage_seconds": _stage_seconds(run, stats),
+        "engine": stats.engine if stats else None,
+        # The sync stage's rate (the copy), and the whole run's (start to summary) beside it.
         "rows_per_second": round(stats.read / stats.seconds, 1) if stats and stats.seconds else 0.0,
+        "end_to_end_rows_per_second": round(stats.read / seconds, 1) if stats and seconds > 0 else 0.0,
         "bytes_per_second": round(stats.bytes / stats.seconds, 1) if stats and stats.seconds else 0.0,
         "dirty_reasons": stats.dirty_reasons if stats else {},
         "retries": stats.retries if stats else 0,
@@ -185,6 +192,14 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
     from accelsync import history
     history.record(summary)
     return summary
+
+
+def _stage_seconds(run: RunDir, stats: SyncStats | None) -> dict[str, float | None]:
+    """How long each stage took (None: it did not run)."""
+    def seconds(name: str) -> float | None:
+        return run.read_json(name).get("seconds") if run.exists(name) else None
+    return {"sync": stats.seconds if stats else None, "gate": seconds("gate.json"),
+            "publish": seconds("published.json")}
 
 
 def _compression(spec: Spec, stats: SyncStats | None) -> dict[str, Any] | None:

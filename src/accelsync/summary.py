@@ -13,6 +13,22 @@ def _size(value: float) -> str:
     return f"{value:.2f}TB"
 
 
+def _stages(summary: dict[str, Any]) -> str:
+    stages = summary.get("stage_seconds") or {"sync": summary.get("sync_seconds")}
+    shown = [f"{name} {value:.1f}s" for name, value in stages.items() if value is not None]
+    engine = f" on the {summary['engine']} engine" if summary.get("engine") else ""
+    return ", ".join(shown) + engine if shown else "no stage ran"
+
+
+def _fixed_cost(summary: dict[str, Any]) -> str:
+    """Why a small run's end-to-end rate is low: the time that does not grow with rows."""
+    sync = summary.get("sync_seconds") or 0
+    other = summary["seconds"] - sync
+    if summary["seconds"] > 0 and other > 0.5 * summary["seconds"]:
+        return f" ({other:.1f}s of {summary['seconds']:.1f}s is start-up, gate and publish, not copying)"
+    return ""
+
+
 def render(summary: dict[str, Any]) -> str:
     gate = summary.get("gate") or {}
     checks = gate.get("checks") or []
@@ -25,10 +41,12 @@ def render(summary: dict[str, Any]) -> str:
           if summary.get("finished_publish_of") else []),
         f"  {'Job start time':<22}: {summary.get('started') or '-'}",
         f"  {'Job end time':<22}: {summary.get('ended') or '-'}",
-        f"  {'Total time':<22}: {summary['seconds']:.1f}s (sync {summary.get('sync_seconds') or 0:.1f}s)",
+        f"  {'Total time':<22}: {summary['seconds']:.1f}s ({_stages(summary)})",
         f"  {'Average flow':<22}: {_size(summary.get('bytes_per_second') or 0)}/s",
-        f"  {'Record write speed':<22}: {summary['rows_per_second']:,.0f}rec/s"
+        f"  {'Record write speed':<22}: {summary['rows_per_second']:,.0f}rec/s in the sync stage"
         + (f" (limit {summary['speed_limit']:,}rec/s)" if summary.get("speed_limit") else ""),
+        f"  {'End-to-end speed':<22}: {summary.get('end_to_end_rows_per_second') or 0:,.0f}rec/s over the "
+        f"whole run{_fixed_cost(summary)}",
         f"  {'Total read records':<22}: {summary['read']:,}",
         f"  {'Total written records':<22}: {summary['written']:,}",
         f"  {'Dirty records':<22}: {summary['dirty']:,}",
