@@ -127,7 +127,8 @@ def pair_kafka(rows: int, folder: Path) -> dict:
                                                     ["user_id", "amount", "status"]), folder)
     finally:
         from confluent_kafka.admin import AdminClient
-        for future in AdminClient({"bootstrap.servers": kafka_to_redis.SERVERS}).delete_topics([topic]).values():
+        admin = AdminClient({"bootstrap.servers": kafka_to_redis.SERVERS})  # alive until its futures end
+        for future in admin.delete_topics([topic]).values():
             future.result(timeout=60)
     return row("Kafka -> Redis", rows, hand, ours, summary)
 
@@ -178,6 +179,7 @@ def main() -> int:
         os.environ["ACCELSYNC_HOME"] = str(folder / "home")
         for pair in args.pairs.split(","):
             results.append({"mysql": pair_mysql, "kafka": pair_kafka, "logs": pair_logs}[pair](args.rows, folder))
+            print(json.dumps(results[-1]), flush=True)
         if args.small:
             small = mysql_to_redis.DATABASE
             mysql_to_redis.ensure_table(args.rows)

@@ -214,16 +214,23 @@ class Sample:
         self.size = size
         self.rows: pa.Table | None = None
         self.random = np.random.default_rng()
+        self.threshold = 1.0  # the largest key kept, once `size` rows are kept: only smaller ones matter
 
     def add(self, batch: pa.RecordBatch) -> None:
-        keys = pa.array(self.random.random(batch.num_rows))
-        table = pa.Table.from_batches([batch]).append_column(SAMPLE_KEY, keys)
+        keys = self.random.random(batch.num_rows)
+        if self.rows is not None and self.rows.num_rows >= self.size:
+            chosen = keys < self.threshold
+            if not chosen.any():
+                return  # the common case once the sample is full: nothing in this batch is kept
+            batch, keys = batch.filter(pa.array(chosen)), keys[chosen]
+        table = pa.Table.from_batches([batch]).append_column(SAMPLE_KEY, pa.array(keys))
         if self.rows is not None:
             table = pa.concat_tables([self.rows, table])
         if table.num_rows > self.size:
-            order = pc.sort_indices(table.column(SAMPLE_KEY))
-            table = table.take(order.slice(0, self.size))
-        self.rows = table.combine_chunks() if table.num_rows <= self.size * 2 else table
+            table = table.take(pc.sort_indices(table.column(SAMPLE_KEY)).slice(0, self.size))
+        self.rows = table.combine_chunks()
+        if self.rows.num_rows >= self.size:
+            self.threshold = pc.max(self.rows.column(SAMPLE_KEY)).as_py()
 
     def save(self, path: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -306,7 +306,7 @@ _INTEGER = r"^-?\d+$"
 _EPOCH = r"^-?\d+(?:\.\d+)?$"
 _CLF = r"^\d{1,2}/[A-Za-z]{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$"
 _ZONED = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$"
-_STRING_NULL = pa.scalar(None, pa.string())
+_STRING_NULL = pa.nulls(1, pa.string())[0]  # pa.scalar(None) would import pandas
 
 
 def _convert(raw: pa.Array, kind: str, target: pa.DataType) -> tuple[pa.Array, list[int]]:
