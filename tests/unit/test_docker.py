@@ -134,3 +134,11 @@ def test_spark_runs_where_the_run_folders_are_shared(compose):
         assert ["accelsync-home", ACCELSYNC_HOME] in mounts, name
     for name in worker_queues(compose):  # the driver runs in the Celery worker: executors dial back
         assert services[name]["hostname"] == name
+
+
+def test_hbase_image_runs_the_version_devstack_runs(compose):
+    from accelsync.devstack.hbase import VERSION
+
+    dockerfile = (REPO / "docker" / "hbase" / "Dockerfile").read_text()
+    assert f"ARG HBASE_VERSION={VERSION}\n" in dockerfile
+    assert compose["services"]["hbase"]["image"] == f"accelsync-hbase:{VERSION}"
