@@ -346,6 +346,7 @@ def test_names_hbase_refuses_fail_before_any_write(target, message):
 def test_a_server_that_fails_to_start_fails_with_its_own_log(services, tmp_path, monkeypatch):
     """A second HBase whose master JVM cannot start: `up` fails at once with the master's log,
     and the supervisor stopped the Thrift server it had started beside it."""
+    from accelsync.devstack.base import start_timeout
     from accelsync.devstack.hbase import Hbase
     from accelsync.devstack.process import DevstackError, pid_alive
 
@@ -357,9 +358,9 @@ def test_a_server_that_fails_to_start_fails_with_its_own_log(services, tmp_path,
 
     assert time.monotonic() - started < 60
     message = str(failure.value)
-    assert message.startswith(f"HBase did not become healthy on 127.0.0.1:{service.port} within 120s "
+    assert message.startswith(f"HBase did not become healthy on 127.0.0.1:{service.port} within {start_timeout():.0f}s "
                               f"(it exited with status 1); {tmp_path / 'hbase' / 'hbase.log'} ends:\n"), message
-    assert f"master (pid " in message and f"exited with status 1; {tmp_path / 'hbase' / 'master.log'} ends:" in message
+    assert "master (pid " in message and f"exited with status 1; {tmp_path / 'hbase' / 'master.log'} ends:" in message
     assert "Invalid maximum heap size: -Xmxlots" in message
     log = (tmp_path / "hbase" / "hbase.log").read_text()
     thrift = int(log.split("started thrift (pid ")[1].split(")")[0])

@@ -31,8 +31,9 @@ from accelsync.devstack.maven import Artifact, Bundle
 from accelsync.devstack.process import spawn_detached
 
 VERSION = "2.6.1"  # the newest 2.x whose hbase-thrift and hbase-rest Maven Central serves
-# Parts the three gateways' poms pull in but a standalone server never loads: Hadoop's MapReduce
-# and YARN client stack (with its JDBC drivers and caches), distcp, S3 and SSH file systems.
+# What these poms pull in but the standalone server and its gateways never load: Hadoop's
+# MapReduce and YARN client stack (with its JDBC drivers and caches), distcp, the S3 and SSH file
+# systems, HBase's MapReduce jobs.
 _UNUSED = ("org.apache.hadoop:hadoop-client", "org.apache.hadoop:hadoop-distcp",
            "org.fusesource.leveldbjni:leveldbjni-all", "net.java.dev.jets3t:jets3t", "com.jcraft:jsch",
            "org.apache.hbase:hbase-mapreduce")
