@@ -139,10 +139,12 @@ class Hbase(Service):
     def start(self) -> None:
         conf = write_conf(self.dir / "conf", site(self.dir / "data", self.host))
         heap = os.environ.get("ACCELSYNC_HBASE_HEAP") or "384m"
+        # Stopped in reverse order, within the 30 s `down` gives the supervisor (then SIGKILL,
+        # after which the write-ahead log still has every acknowledged write).
         processes = [
-            {"name": "master", "log": str(self.dir / "master.log"), "stop_timeout": 40,
+            {"name": "master", "log": str(self.dir / "master.log"), "stop_timeout": 25,
              "cmd": java_command(BUNDLE, MASTER_MAIN, ["start"], [f"-Xmx{heap}", *JVM], [str(conf)])},
-            {"name": "thrift", "log": str(self.dir / "thrift.log"), "stop_timeout": 10,
+            {"name": "thrift", "log": str(self.dir / "thrift.log"), "stop_timeout": 5,
              "cmd": java_command(BUNDLE, THRIFT_MAIN, ["start", "-b", self.host, "-p", str(self.port)],
                                  ["-Xmx128m", *JVM], [str(conf)])},
         ]
