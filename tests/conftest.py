@@ -55,8 +55,19 @@ def kafka_server(services):
 
 @pytest.fixture(scope="session")
 def hbase_server(services):
-    """The devstack HBase Thrift server (`hbase_default`), started once per test session."""
+    """The devstack HBase and its Thrift server (`hbase_default`), started once per test session."""
     return _server("hbase")
+
+
+@pytest.fixture(scope="session")
+def hbase_rest(hbase_server, tmp_path_factory):
+    """HBase's own REST server on the devstack HBase: the third-party client the tests read
+    HBase with (tests/hbase_gateways.py), started once per test session."""
+    from hbase_gateways import RestGateway
+
+    gateway = RestGateway(tmp_path_factory.mktemp("hbase_rest"))
+    yield gateway
+    gateway.stop()
 
 
 @pytest.fixture(scope="session")

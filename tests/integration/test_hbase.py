@@ -1,21 +1,21 @@
-"""MySQL -> HBase on the real MariaDB and the HBase Thrift emulator: every row key, cell, value and
-timestamp compared with the rows, read back with happybase."""
+"""MySQL -> HBase on the real MariaDB and the devstack's Apache HBase (through its Thrift server):
+every row key, cell, value, version and timestamp compared with the rows, read back through
+HBase's own REST server (`hbase_rest`), not through accelsync's Thrift client stack."""
 
 from __future__ import annotations
 
 import calendar
 import os
-import subprocess
-import sys
 import time
 import zlib
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from ports import free_port
 
 from accelsync import pipeline
-from accelsync.errors import GateFailed
+from accelsync.errors import GateFailed, TerminalError
 from accelsync.runs import RunDir
 from accelsync.spec import parse_spec
 
@@ -74,7 +74,7 @@ def profiles_spec(**target):
 
 @pytest.fixture()
 def hbase(hbase_server, monkeypatch):
-    """The `test_hbase` connection (the devstack emulator, tables under a test prefix) and a
+    """The `test_hbase` connection (the devstack HBase, tables under a test prefix) and a
     happybase connection to the same tables, with no test tables left over."""
     happybase = pytest.importorskip("happybase")
     monkeypatch.setenv("AIRFLOW_CONN_TEST_HBASE", f"hbase://127.0.0.1:{HBASE_PORT}?table_prefix={PREFIX}")
@@ -93,30 +93,52 @@ def profiles(mysql):
     return cursor
 
 
-def stored(table) -> dict[bytes, dict[bytes, list[tuple[bytes, int]]]]:
-    """Every cell of every row with all its versions: {row: {column: [(value, ts), ...]}}."""
-    everything = {}
-    for key, row in table.scan():
-        everything[key] = {column: table.cells(key, column, versions=10, include_timestamp=True)
-                           for column in row}
-    return everything
-
-
-def expected_cells(row: tuple, stamp_of=None) -> dict[bytes, list[tuple[bytes, int]]]:
+def expected_cells(row: tuple) -> dict[bytes, list[tuple[bytes, int]]]:
     values = dict(zip(("id", "country", "name", "score", "seen", "avatar", "updated_at"), row))
     stamp = millis(values["updated_at"])
     return {cell.encode(): [(text(values[column]), stamp)] for cell, column in CELLS.items()
             if values[column] is not None}
 
 
-def test_exact_cells_then_a_rerun_converges(spark, profiles, hbase, run_id):
+def values(row: dict[bytes, list[tuple[bytes, int]]]) -> dict[bytes, bytes]:
+    """The newest value of each cell of a row as `RestGateway.cells` returns it."""
+    return {column: versions[0][0] for column, versions in row.items()}
+
+
+def writer_run(spec_target: dict, batch, connection: str = "test_hbase") -> list[tuple[int, str]]:
+    """Prepare the sink and write one batch with it, as a write task does (no Spark)."""
+    from accelsync.registry import sink_class
+
+    spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
+                       "target": {"type": "hbase", "connection": connection, **spec_target}})
+    sink = sink_class("hbase")(spec)
+    sink.prepare("writer")
+    writer = sink.open_writer({})
+    try:
+        rejected = writer.write(batch)
+        writer.flush()
+    finally:
+        writer.close()
+    return rejected
+
+
+def test_devstack_runs_apache_hbase(hbase_server, hbase_rest):
+    from accelsync.devstack.hbase import VERSION
+
+    assert hbase_server.up and hbase_server.version == f"Apache HBase {VERSION}", hbase_server
+    assert hbase_rest.version() == VERSION  # the master's answer, through the REST gateway
+
+
+def test_exact_cells_then_a_rerun_converges(spark, profiles, hbase, hbase_rest, run_id):
     summary = pipeline.run(profiles_spec(), run_id)
 
     assert summary["status"] == "published", summary["reason"]
     assert (summary["read"], summary["written"], summary["dirty"]) == (5, 4, 1)
     assert summary["dirty_reasons"] == {"row key column 'country' is NULL": 1}
-    assert set(hbase.table("profiles").families()) == {b"p", b"m"}
-    first = stored(hbase.table("profiles"))
+    schema = hbase_rest.schema(f"{PREFIX}_profiles")  # created with HBase's defaults but 3 versions
+    assert {family: (attrs["VERSIONS"], attrs["BLOCKCACHE"], attrs["BLOOMFILTER"])
+            for family, attrs in schema.items()} == {"p": ("3", "true", "ROW"), "m": ("3", "true", "ROW")}
+    first = hbase_rest.cells(f"{PREFIX}_profiles")
     assert first == {salted(f"{row[1]}#{row[0]}"): expected_cells(row) for row in PROFILE_ROWS if row[1]}
     assert b"2_fr#1" in first  # crc32(b"fr#1") % 4 == 2; one digit for 4 buckets
 
@@ -125,7 +147,7 @@ def test_exact_cells_then_a_rerun_converges(spark, profiles, hbase, run_id):
     summary = pipeline.run(profiles_spec(), run_id + "b")
 
     assert summary["status"] == "published", summary["reason"]
-    second = stored(hbase.table("profiles"))
+    second = hbase_rest.cells(f"{PREFIX}_profiles")
     new = millis(datetime(2024, 3, 1, 10))
     old = millis(PROFILE_ROWS[0][6])
     assert second[salted("fr#1")] == {  # NULL deleted every version; the changed cell keeps its old one
@@ -138,7 +160,7 @@ def test_exact_cells_then_a_rerun_converges(spark, profiles, hbase, run_id):
     assert gate["reconcile"]["passed"] and gate["readback"]["passed"], gate
 
 
-def test_family_takes_every_non_key_column_with_server_timestamps(spark, profiles, hbase, run_id):
+def test_family_takes_every_non_key_column_with_server_timestamps(spark, profiles, hbase, hbase_rest, run_id):
     profiles.execute("INSERT INTO profiles VALUES (6, NULL, NULL, NULL, NULL, NULL, '2024-01-01')")
     spec = parse_spec({
         "name": "test_mysql_hbase_family",
@@ -155,17 +177,18 @@ def test_family_takes_every_non_key_column_with_server_timestamps(spark, profile
     assert summary["status"] == "published", summary["reason"]
     assert (summary["read"], summary["written"], summary["dirty"]) == (6, 5, 1)
     assert summary["dirty_reasons"] == {"every cell is NULL; HBase has no empty row (its cells were deleted)": 1}
-    table = hbase.table("by_id")
-    assert table.families()[b"d"]["max_versions"] == 3
-    assert [key for key, _ in table.scan()] == [b"user:1", b"user:2", b"user:3", b"user:4", b"user:5"]
-    assert table.row(b"user:2") == {b"d:name": "中文".encode(), b"d:score": b"-0.05", b"d:country": b"jp"}
-    assert table.row(b"user:3") == {b"d:country": b"br"}
-    assert table.row(b"user:4") == {b"d:name": b"no country", b"d:score": b"1.00"}
-    stamps = {stamp for _, row in table.scan(include_timestamp=True) for _, stamp in row.values()}
+    assert hbase_rest.schema(f"{PREFIX}_by_id")["d"]["VERSIONS"] == "3"
+    rows = hbase_rest.cells(f"{PREFIX}_by_id")
+    assert list(rows) == [b"user:1", b"user:2", b"user:3", b"user:4", b"user:5"]  # HBase's byte order
+    assert values(rows[b"user:2"]) == {b"d:name": "中文".encode(), b"d:score": b"-0.05", b"d:country": b"jp"}
+    assert values(rows[b"user:3"]) == {b"d:country": b"br"}
+    assert values(rows[b"user:4"]) == {b"d:name": b"no country", b"d:score": b"1.00"}
+    stamps = {stamp for row in rows.values() for versions in row.values() for _, stamp in versions}
     assert all(before <= stamp <= after for stamp in stamps), (before, stamps, after)
+    assert all(len(versions) == 1 for row in rows.values() for versions in row.values())
 
 
-def test_unknown_table_without_create_table_fails_clearly(spark, profiles, hbase, run_id):
+def test_unknown_table_without_create_table_fails_clearly(spark, profiles, hbase, hbase_rest, run_id):
     spec = profiles_spec(create_table=False)
     summary = pipeline.run(spec, run_id)
 
@@ -173,7 +196,7 @@ def test_unknown_table_without_create_table_fails_clearly(spark, profiles, hbase
     assert summary["reason"] == ("target.table: HBase table 'profiles' does not exist "
                                  "(set create_table: true to create it)")
     assert not RunDir(spec.name, run_id).exists("published.json")
-    assert hbase.tables() == []
+    assert [t for t in hbase_rest.tables() if t.startswith(PREFIX)] == []
 
 
 def test_gate_readback_catches_a_tampered_cell_and_publish_is_refused(spark, profiles, hbase, run_id):
@@ -197,57 +220,168 @@ def test_gate_readback_catches_a_tampered_cell_and_publish_is_refused(spark, pro
 
 # -- the writer alone (no Spark) ------------------------------------------------------------------
 
-def test_salt_formula_and_the_compact_protocol_path_write_the_same_cells(services, hbase, monkeypatch):
-    """The column-wise binary encoder and happybase's Table.batch (used for protocol: compact)
-    leave identical cells, on a second emulator serving the compact protocol."""
-    import socket
-
-    import happybase
+def parity_batch():
     import pyarrow as pa
 
-    from accelsync.devstack.hbase import EMULATOR_MODULE
+    return pa.RecordBatch.from_pydict({
+        "id": pa.array([1, 2, 3, 4], pa.int64()), "name": ["ä", None, "", "x"],
+        "price": pa.array([Decimal("1.50"), None, None, Decimal("-2.00")], pa.decimal128(6, 2)),
+        "raw": pa.array([b"\x00\x01", None, b"", None], pa.binary()),
+        "at": pa.array([datetime(2024, 5, 1), datetime(2024, 5, 1), datetime(2024, 5, 2, 0, 0, 0, 1999),
+                        datetime(2024, 5, 1)], pa.timestamp("us"))})
+
+
+def test_salt_formula_and_the_compact_protocol_path_write_the_same_cells(services, hbase, hbase_rest,
+                                                                         monkeypatch, tmp_path):
+    """The column-wise binary encoder and happybase's Table.batch (used for protocol: compact)
+    leave identical cells, the second through HBase's Thrift server started with `-c`."""
+    from hbase_gateways import ThriftGateway
+
+    compact = ThriftGateway(tmp_path, compact=True)
+    try:
+        monkeypatch.setenv("AIRFLOW_CONN_TEST_HBASE_COMPACT",
+                           f"hbase://127.0.0.1:{compact.port}?protocol=compact&table_prefix={PREFIX}_compact")
+        target = {"row_key": "k{id}", "salt": {"buckets": 16}, "family": "f", "version_column": "at",
+                  "create_table": True, "batch_size": 2}
+        assert writer_run({"table": "parity", **target}, parity_batch()) == []
+        assert writer_run({"table": "parity", **target}, parity_batch(), "test_hbase_compact") == []
+    finally:
+        compact.stop()
+    binary, compacted = hbase_rest.cells(f"{PREFIX}_parity"), hbase_rest.cells(f"{PREFIX}_compact_parity")
+    assert binary == compacted
+    assert set(binary) == {salted(f"k{i}", 16) for i in (1, 2, 3, 4)}
+    assert salted("k1", 16) == f"{zlib.crc32(b'k1') % 16:02d}_k1".encode()
+    assert binary[salted("k3", 16)] == {b"f:name": [(b"", 1714608000001)], b"f:raw": [(b"", 1714608000001)],
+                                        b"f:at": [(b"2024-05-02 00:00:00.001999", 1714608000001)]}
+
+
+def test_rows_hbase_cannot_store_are_dirty_and_the_rest_is_written(services, hbase, hbase_rest):
+    """An empty row key (HBase refuses it) and the version 2^63-1 (HBase's "now": the server would
+    stamp the cells with its clock) are dirty rows, not a failed run."""
+    import pyarrow as pa
+
+    batch = pa.RecordBatch.from_pydict({"name": ["a", "", "b", "c"], "v": ["1", "2", "3", "4"],
+                                        "ver": pa.array([5, 6, 2**63 - 1, 2**63 - 2], pa.int64())})
+    rejected = writer_run({"table": "odd", "row_key": "{name}", "family": "f", "version_column": "ver",
+                           "create_table": True}, batch)
+
+    assert rejected == [(1, "row key is empty (HBase rows need a key of at least one byte)"),
+                        (2, "version column 'ver' is 9223372036854775807, which HBase reads as 'now' "
+                            "(the server's clock would stamp the cells)")]
+    assert hbase_rest.cells(f"{PREFIX}_odd") == {
+        b"a": {b"f:v": [(b"1", 5)], b"f:ver": [(b"5", 5)]},
+        b"c": {b"f:v": [(b"4", 2**63 - 2)], b"f:ver": [(b"9223372036854775806", 2**63 - 2)]}}
+
+
+def test_a_table_dropped_during_the_write_fails_at_once(services, hbase):
+    """HBase answers a write to a missing table with a failed mutation, not TableNotFoundException:
+    the sink asks the table's state, and fails terminally instead of retrying."""
     from accelsync.registry import sink_class
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        compact_port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", EMULATOR_MODULE, "--port", str(compact_port), "--compact"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
+                       "target": {"type": "hbase", "connection": "test_hbase", "table": "dropped",
+                                  "row_key": "k{id}", "family": "f", "create_table": True}})
+    sink = sink_class("hbase")(spec)
+    sink.prepare("writer")
+    writer = sink.open_writer({})
+    hbase.delete_table("dropped", disable=True)
     try:
-        batch = pa.RecordBatch.from_pydict({
-            "id": pa.array([1, 2, 3, 4], pa.int64()), "name": ["ä", None, "", "x"],
-            "price": pa.array([Decimal("1.50"), None, None, Decimal("-2.00")], pa.decimal128(6, 2)),
-            "raw": pa.array([b"\x00\x01", None, b"", None], pa.binary()),
-            "at": pa.array([datetime(2024, 5, 1), datetime(2024, 5, 1), datetime(2024, 5, 2, 0, 0, 0, 1999),
-                            datetime(2024, 5, 1)], pa.timestamp("us"))})
-        monkeypatch.setenv("AIRFLOW_CONN_TEST_HBASE_COMPACT", f"hbase://127.0.0.1:{compact_port}?protocol=compact")
-        results = []
-        for connection in ("test_hbase", "test_hbase_compact"):
-            spec = parse_spec({"name": "writer_parity", "source": {"type": "mysql", "table": "t"},
-                               "target": {"type": "hbase", "connection": connection, "table": "parity",
-                                          "row_key": "k{id}", "salt": {"buckets": 16}, "family": "f",
-                                          "version_column": "at", "create_table": True, "batch_size": 2}})
-            sink = sink_class("hbase")(spec)
-            for _ in range(50):  # the compact server may still be starting
-                try:
-                    sink.prepare("parity")
-                    break
-                except Exception:
-                    time.sleep(0.2)
-            writer = sink.open_writer({})
-            assert writer.write(batch) == []
+        with pytest.raises(TerminalError) as failure:
+            writer.write(parity_batch())
             writer.flush()
-            writer.close()
-            client = happybase.Connection("127.0.0.1", HBASE_PORT if connection == "test_hbase" else compact_port,
-                                          protocol="binary" if connection == "test_hbase" else "compact",
-                                          table_prefix=PREFIX if connection == "test_hbase" else None)
-            results.append(stored(client.table("parity")))
-            client.close()
     finally:
-        server.terminate()
-        server.wait(10)
-    assert results[0] == results[1]
-    assert set(results[0]) == {salted(f"k{i}", 16) for i in (1, 2, 3, 4)}
-    assert salted("k1", 16) == f"{zlib.crc32(b'k1') % 16:02d}_k1".encode()
-    assert results[0][salted("k3", 16)] == {b"f:name": [(b"", 1714608000001)], b"f:raw": [(b"", 1714608000001)],
-                                            b"f:at": [(b"2024-05-02 00:00:00.001999", 1714608000001)]}
+        writer.close()
+    assert str(failure.value) == "writing: target.table: HBase table 'dropped' does not exist"
+
+
+def test_thrift_server_errors_read_as_hbase_states_them(services, hbase):
+    """HBase's errors arrive with Java stack traces and package names: the first line is kept,
+    readable; an internal error of the Thrift server (whose message says nothing) says where to look."""
+    import Hbase_thrift
+
+    from accelsync.connections import get_connection
+    from accelsync.sinks.hbase import hbase_error
+
+    conn = get_connection("test_hbase")
+    client = hbase.client
+    hbase.create_table("errors", {"f": {}})
+    failures = []
+    for call in (lambda: client.getRows(f"{PREFIX}_nope".encode(), [b"r"], {}),
+                 lambda: client.getRowsWithColumns(f"{PREFIX}_errors".encode(), [b"r"], [b"nope"], {}),
+                 lambda: client.mutateRows(f"{PREFIX}_errors".encode(), [Hbase_thrift.BatchMutation(
+                     row=b"", mutations=[Hbase_thrift.Mutation(column=b"f:q", value=b"v")])], {})):
+        with pytest.raises(Exception) as caught:
+            call()
+        error = hbase_error(caught.value, conn, "reading")
+        failures.append((type(error).__name__, str(error)))
+    assert failures[0] == ("TerminalError", f"reading: HBase failed: TableNotFoundException: {PREFIX}_nope")
+    kind, message = failures[1]
+    assert kind == "TerminalError" and message.startswith(
+        "reading: HBase failed: NoSuchColumnFamilyException: Column family nope does not exist in region "
+        f"{PREFIX}_errors,,"), message
+    assert message.endswith(f" in table '{PREFIX}_errors'"), message  # the table descriptor is cut off
+    assert failures[2] == ("TerminalError", "reading: HBase Thrift server error: Internal error processing "
+                                            "mutateRows (the cause is in the HBase Thrift server's log)")
+
+
+@pytest.mark.parametrize("target, message", [
+    ({"table": "bad name", "family": "f"}, "target.table: 'bad name' is not an HBase table name "
+                                           "(letters, digits, '_', '-', '.', optionally after 'namespace:')"),
+    ({"table": "t", "family": "a/b"}, "target.family: 'a/b' is not a column family name "
+                                      "(letters, digits, '_', '-', '.'; not starting with '.')"),
+    ({"table": "t", "columns": {".f:q": "v"}}, "target.columns: '.f:q': the family may not start with '.'"),
+])
+def test_names_hbase_refuses_fail_before_any_write(target, message):
+    from accelsync.registry import sink_class
+
+    spec = parse_spec({"name": "names", "source": {"type": "mysql", "table": "t"},
+                       "target": {"type": "hbase", "row_key": "{k}", **target}})
+    with pytest.raises(TerminalError) as failure:
+        sink_class("hbase")(spec)
+    assert str(failure.value) == message
+
+
+# -- the devstack service -------------------------------------------------------------------------
+
+def test_a_server_that_fails_to_start_fails_with_its_own_log(services, tmp_path, monkeypatch):
+    """A second HBase whose master JVM cannot start: `up` fails at once with the master's log,
+    and the supervisor stopped the Thrift server it had started beside it."""
+    from accelsync.devstack.base import start_timeout
+    from accelsync.devstack.hbase import Hbase
+    from accelsync.devstack.process import DevstackError, pid_alive
+
+    monkeypatch.setenv("ACCELSYNC_HBASE_HEAP", "lots")
+    service = Hbase(port=free_port(), home=tmp_path)
+    started = time.monotonic()
+    with pytest.raises(DevstackError) as failure:
+        service.up()
+
+    assert time.monotonic() - started < 60
+    message = str(failure.value)
+    assert message.startswith(f"HBase did not become healthy on 127.0.0.1:{service.port} within {start_timeout():.0f}s "
+                              f"(it exited with status 1); {tmp_path / 'hbase' / 'hbase.log'} ends:\n"), message
+    assert "master (pid " in message and f"exited with status 1; {tmp_path / 'hbase' / 'master.log'} ends:" in message
+    assert "Invalid maximum heap size: -Xmxlots" in message
+    log = (tmp_path / "hbase" / "hbase.log").read_text()
+    thrift = int(log.split("started thrift (pid ")[1].split(")")[0])
+    assert f"stopping thrift (pid {thrift})" in log and not pid_alive(thrift)
+    assert service.our_pid() is None
+
+
+def test_tables_survive_down_and_up(hbase_server, hbase, hbase_rest):
+    """Last in this file: restarts the session's HBase."""
+    from accelsync import devstack
+
+    hbase.create_table("kept", {"cf": {"max_versions": 2}})
+    table = hbase.table("kept")
+    table.put(b"r", {b"cf:q": b"v1"}, timestamp=1)
+    table.put(b"r", {b"cf:q": b"v2"}, timestamp=2)
+    [service] = devstack.services(["hbase"])
+    pid = service.our_pid()
+
+    assert devstack.down(["hbase"]) == [f"stopped hbase on 127.0.0.1:{HBASE_PORT} (pid {pid})"]
+    [status] = devstack.up(["hbase"])
+
+    assert status.detail.startswith("started by devstack") and status.version == hbase_server.version
+    assert hbase_rest.cells(f"{PREFIX}_kept") == {b"r": {b"cf:q": [(b"v2", 2), (b"v1", 1)]}}
+    assert hbase_rest.schema(f"{PREFIX}_kept")["cf"]["VERSIONS"] == "2"

@@ -142,3 +142,11 @@ def test_kafka_is_the_release_devstack_runs(compose):
     kafka = compose["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, as devstack
+
+
+def test_hbase_image_runs_the_version_devstack_runs(compose):
+    from accelsync.devstack.hbase import VERSION
+
+    dockerfile = (REPO / "docker" / "hbase" / "Dockerfile").read_text()
+    assert f"ARG HBASE_VERSION={VERSION}\n" in dockerfile
+    assert compose["services"]["hbase"]["image"] == f"accelsync-hbase:{VERSION}"

@@ -6,7 +6,7 @@ with data and logs under `$ACCELSYNC_HOME/devstack/<service>/` (ACCELSYNC_HOME d
 stops only what devstack started. `env` prints the Airflow connections (`AIRFLOW_CONN_<ID>`)
 that point at them. Hosts and ports: `ACCELSYNC_<SERVICE>_HOST` / `ACCELSYNC_<SERVICE>_PORT`.
 
-Adding a service (e.g. the HBase Thrift emulator on 9090, the Druid HTTP emulator on 8888) means
+Adding a service (e.g. HBase with its Thrift server on 9090, the Druid HTTP emulator on 8888) means
 one module with a `Service` subclass and one line in `SERVICES`.
 """
 
@@ -16,7 +16,7 @@ import sys
 
 from accelsync.devstack.base import Service, ServiceStatus, devstack_home
 from accelsync.devstack.druid import DruidEmulator
-from accelsync.devstack.hbase import HbaseEmulator
+from accelsync.devstack.hbase import Hbase
 from accelsync.devstack.kafka import Kafka
 from accelsync.devstack.mariadb import MariaDB
 from accelsync.devstack.process import DevstackError
@@ -30,7 +30,7 @@ SERVICES: dict[str, type[Service]] = {
     MariaDB.name: MariaDB,
     Redis.name: Redis,
     Kafka.name: Kafka,
-    HbaseEmulator.name: HbaseEmulator,
+    Hbase.name: Hbase,
     DruidEmulator.name: DruidEmulator,
 }
 ALIASES = {"mariadb": "mysql"}

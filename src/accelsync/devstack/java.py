@@ -47,10 +47,17 @@ def ensure_jars(bundle: Bundle, log_file: Path) -> None:
     fetch(bundle, log_file)
 
 
+def java_command(bundle: Bundle, main_class: str, args: list[str], jvm: list[str],
+                 extra_classpath: list[str] | None = None) -> list[str]:
+    """The command line that runs `main_class` of the bundle (`extra_classpath` first, e.g. a
+    folder of configuration files the server looks up on its classpath)."""
+    classpath = os.pathsep.join([*(extra_classpath or []), bundle.classpath()])
+    return [java_binary(), *jvm, "-cp", classpath, main_class, *args]
+
+
 def spawn_java(bundle: Bundle, main_class: str, args: list[str], jvm: list[str], log_file: Path,
                pid_file: Path, cwd: Path, extra_classpath: list[str] | None = None,
                env: dict[str, str] | None = None) -> int:
     """Start `main_class` of the bundle in its own session; returns the pid (also in `pid_file`)."""
-    classpath = os.pathsep.join([*(extra_classpath or []), bundle.classpath()])
-    cmd = [java_binary(), *jvm, "-cp", classpath, main_class, *args]
+    cmd = java_command(bundle, main_class, args, jvm, extra_classpath)
     return spawn_detached(cmd, log_file, pid_file, cwd=cwd, env=env)

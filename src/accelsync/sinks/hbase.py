@@ -13,17 +13,24 @@ What HBase holds, so readers can rely on it:
   scale, `YYYY-MM-DD HH:MM:SS[.ffffff]`, ...), so Redis and HBase agree on value text.
 - **NULL** deletes the cell (every version up to the row's timestamp), so a rerun converges on
   the source row. A row whose cells are all NULL has its cells deleted and is reported dirty
-  (HBase has no empty row); a NULL row-key column or a NULL version is dirty and not written.
+  (HBase has no empty row); a NULL row-key column, an empty row key or a NULL version is dirty
+  and not written.
 - **timestamps**: `version_column` gives each row's cell timestamp: a timestamp or date column
   as milliseconds since 1970-01-01 UTC (naive values read as UTC), an integer column as is.
   Without it the server's clock stamps the cells, and each rerun adds a version (HBase keeps the
-  family's `maxVersions`, 3 for tables created here).
+  family's `maxVersions`, 3 for tables created here). A version before 1970 or equal to
+  2^63-1 (HBase's "now" marker, which the server would replace by its clock) is dirty.
+- **tables** created here (`create_table: true`) get, per family, 3 versions, the block cache on
+  and a row Bloom filter (HBase's defaults apart from versions; Thrift would otherwise create
+  families with the block cache off and no Bloom filter).
 
 Writes: the binary-protocol `mutateRows` / `mutateRowsTs` messages are built column-wise with Arrow
 kernels (as `resp` builds Redis commands) and sent on the happybase connection's transport, with
 up to `_WINDOW` replies outstanding; `batch_size` rows per message. Thrift1 has one timestamp per
 call, so with `version_column` rows are grouped by timestamp, one message per distinct timestamp.
 A connection with `protocol: compact` goes through happybase's `Table.batch` instead.
+A write that fails is checked against the table: one that no longer exists or was disabled fails
+the run at once (HBase reports both only as a failed mutation, which would otherwise be retried).
 
 Connection (Airflow HBase style): host, port (9090), extra `table_prefix`, `table_prefix_separator`,
 `transport` (buffered | framed), `protocol` (binary | compact), `compat`, `timeout` (ms, 60000).
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import calendar
 import functools
+import re
 import struct
 import sys
 import zlib
@@ -56,6 +64,16 @@ from accelsync.spec import HbaseTarget, Spec
 _WINDOW = 64                # mutateRows messages sent before their replies are read
 _READ_CHUNK = 5000          # row keys per getRows call (gate reads)
 _DAY_MS = 86_400_000
+_LATEST = 2**63 - 1         # HBase's LATEST_TIMESTAMP: the server stamps such cells with its clock
+# Table families created here: HBase's own defaults (block cache, row Bloom filter), 3 versions.
+_FAMILY = {"max_versions": 3, "block_cache_enabled": True, "bloom_filter_type": "ROW"}
+# HBase's legal names (TableName.isLegalTableQualifierName, ColumnFamilyDescriptor): a table may
+# have a namespace; neither may start with a period or hold anything but these characters.
+_TABLE_NAME = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*:)?[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_FAMILY_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+# `java.pkg.SomeException: ` before a class name, and the table descriptor HBase appends to some messages
+_JAVA_PACKAGE = re.compile(r"\b(?:[a-z][a-z0-9_]*\.)+(?=[A-Z]\w*(?:Exception|Error)\b)")
+_DESCRIPTOR = re.compile(r",? \{(?:TABLE_ATTRIBUTES|NAME) =>.*$")
 # IOErrors that retrying cannot fix (the rest, e.g. a region in transition, are transient)
 _TERMINAL_HBASE = ("TableNotFoundException", "NoSuchColumnFamilyException", "TableNotEnabledException",
                    "DoNotRetryIOException", "IllegalArgumentException", "NamespaceNotFoundException")
@@ -93,7 +111,9 @@ def hbase_error(exc: Exception, conn: Connection, doing: str = "") -> AccelsyncE
     if idl is not None and isinstance(exc, (idl.IllegalArgument, idl.AlreadyExists)):
         return TerminalError(f"{prefix}HBase refused: {conn.redact(_message(exc))}")
     if isinstance(exc, TApplicationException):
-        return TerminalError(f"{prefix}HBase Thrift server error: {conn.redact(str(exc))}")
+        # e.g. "Internal error processing mutateRows": the Java exception is in the server's log only
+        return TerminalError(f"{prefix}HBase Thrift server error: {conn.redact(_message(exc))} "
+                             f"(the cause is in the HBase Thrift server's log)")
     if is_availability_failure(exc):
         return TransientError(f"{prefix}HBase Thrift server at {conn.safe_address()} is unavailable: "
                               f"{conn.redact(str(exc) or type(exc).__name__)}")
@@ -108,10 +128,24 @@ def salt_prefixes(buckets: int) -> tuple[bytes, ...]:
 
 
 def _message(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc)
+    """The first line of a Thrift error, readable: HBase sends the whole Java stack trace, with
+    package-qualified class names, the exception's name twice and sometimes the table's descriptor."""
+    message = getattr(exc, "message", None)
+    if message is None:
+        try:
+            message = str(exc)
+        except TypeError:  # thriftpy2's __str__ of an exception whose message is bytes
+            message = ""
     if isinstance(message, bytes):
         message = message.decode("utf-8", "replace")
-    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    if not message.strip():
+        return type(exc).__name__
+    line = _JAVA_PACKAGE.sub("", message.strip().splitlines()[0])
+    name, _, rest = line.partition(": ")
+    if rest.startswith(name + ": "):  # "TableNotFoundException: TableNotFoundException: t"
+        line = rest
+    line = _DESCRIPTOR.sub("", line)
+    return line if len(line) <= 500 else line[:500] + "..."
 
 
 @register_sink
@@ -121,8 +155,15 @@ class HbaseSink(Sink):
 
     def __init__(self, spec: Spec):
         super().__init__(spec)
-        if self.options.family is not None and (":" in self.options.family or not self.options.family):
-            raise TerminalError(f"target.family: {self.options.family!r} is not a column family name")
+        if self.options.family is not None and not _FAMILY_NAME.match(self.options.family):
+            raise TerminalError(f"target.family: {self.options.family!r} is not a column family name "
+                                f"(letters, digits, '_', '-', '.'; not starting with '.')")
+        if not _TABLE_NAME.match(self.options.table):
+            raise TerminalError(f"target.table: {self.options.table!r} is not an HBase table name "
+                                f"(letters, digits, '_', '-', '.', optionally after 'namespace:')")
+        for cell in self.options.columns or {}:
+            if not _FAMILY_NAME.match(cell.split(":", 1)[0]):
+                raise TerminalError(f"target.columns: {cell!r}: the family may not start with '.'")
 
     # -- what the spec maps where ---------------------------------------------------------------
 
@@ -212,8 +253,9 @@ class HbaseSink(Sink):
                     field = "family" if self.options.family is not None else "columns"
                     raise TerminalError(f"target.{field}: HBase table {name!r} has no column family "
                                         f"{missing[0]!r} (it has: {', '.join(sorted(have))})")
-                if not client.is_table_enabled(name):
-                    raise TerminalError(f"target.table: HBase table {name!r} is disabled")
+                problem = self._table_problem(client)
+                if problem:
+                    raise TerminalError(problem)
         except AccelsyncError:
             raise
         except Exception as exc:
@@ -225,9 +267,36 @@ class HbaseSink(Sink):
     def _create(self, client) -> None:
         idl = sys.modules["Hbase_thrift"]
         try:
-            client.create_table(self.options.table, {family: {} for family in self.families()})
+            client.create_table(self.options.table, {family: dict(_FAMILY) for family in self.families()})
         except idl.AlreadyExists:
             pass  # another run created it meanwhile
+
+    def _table_problem(self, client) -> Optional[str]:
+        """Why the table cannot take writes (it does not exist, or is disabled), or None."""
+        name = self.options.table
+        if name.encode() not in client.tables():
+            return f"target.table: HBase table {name!r} does not exist"
+        if not client.is_table_enabled(name):
+            return f"target.table: HBase table {name!r} is disabled"
+        return None
+
+    def write_failure(self, exc: Exception, conn: Connection) -> AccelsyncError:
+        """The error for a failed write. HBase reports a write to a dropped or disabled table only
+        as a failed mutation ("RetriesExhaustedWithDetailsException: Failed 1 action: t: 1 time,
+        servers with issues: null" or "... NotServingRegionException ..."), which reads as
+        transient: ask the table's state on a fresh connection, and make those two terminal."""
+        error = hbase_error(exc, conn, "writing")
+        if not error.retryable:
+            return error
+        try:
+            client = hbase_connection(conn)
+            try:
+                problem = self._table_problem(client)
+            finally:
+                client.close()
+        except Exception:  # the server is away: the write's own error says so
+            return error
+        return TerminalError(f"writing: {problem}") if problem else error
 
     def open_writer(self, context: dict[str, Any]) -> BatchWriter:
         return _HbaseWriter(self)
@@ -347,15 +416,17 @@ class _HbaseWriter(BatchWriter):
             except AccelsyncError:
                 raise
             except Exception as exc:
-                raise hbase_error(exc, self.conn, "writing") from None
+                raise self.sink.write_failure(exc, self.conn) from None
         return rejected
 
     def _reject(self, batch, keys, values, stamps):
         """(rows reported dirty with the reason, mask of the rows to write or None for all)."""
         bad_key = pc.is_null(keys)
-        bad = bad_key
+        empty_key = pc.fill_null(pc.equal(pc.binary_length(keys), 0), False)
+        bad = pc.or_(bad_key, empty_key)
         if stamps is not None:
-            bad = pc.or_(bad, pc.fill_null(pc.less(stamps, 0), True))
+            unusable = pc.or_(pc.less(stamps, 0), pc.equal(stamps, _LATEST))
+            bad = pc.or_(bad, pc.fill_null(unusable, True))
         all_null = None
         for value in values:
             nulls = pc.is_null(value)
@@ -365,16 +436,24 @@ class _HbaseWriter(BatchWriter):
             return [], None
         rejected = []
         key_null = bad_key.to_pylist()
+        key_empty = empty_key.to_pylist()
         stamp_list = stamps.to_pylist() if stamps is not None else None
         is_bad = bad.to_pylist()
         for index in pc.indices_nonzero(flagged).to_pylist():
             if key_null[index]:
                 nulls = [c for c in self.options.row_key.columns if batch.column(c)[index].as_py() is None]
                 rejected.append((index, f"row key column {nulls[0]!r} is NULL"))
+            elif key_empty[index]:
+                rejected.append((index, "row key is empty (HBase rows need a key of at least one byte)"))
             elif is_bad[index]:
                 column = self.options.version_column
-                reason = (f"version column {column!r} is NULL" if stamp_list[index] is None else
-                          f"version column {column!r} is before 1970-01-01 (HBase timestamps cannot be negative)")
+                if stamp_list[index] is None:
+                    reason = f"version column {column!r} is NULL"
+                elif stamp_list[index] < 0:
+                    reason = f"version column {column!r} is before 1970-01-01 (HBase timestamps cannot be negative)"
+                else:
+                    reason = (f"version column {column!r} is {_LATEST}, which HBase reads as 'now' "
+                              f"(the server's clock would stamp the cells)")
                 rejected.append((index, reason))
             else:  # written: its cells are deleted, so the target still matches the source
                 rejected.append((index, "every cell is NULL; HBase has no empty row (its cells were deleted)"))
@@ -410,7 +489,7 @@ class _HbaseWriter(BatchWriter):
             except AccelsyncError:
                 raise
             except Exception as exc:
-                raise hbase_error(exc, self.conn, "writing") from None
+                raise self.sink.write_failure(exc, self.conn) from None
 
     def close(self) -> None:
         self.client.close()
