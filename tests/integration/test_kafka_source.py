@@ -305,7 +305,16 @@ def test_ranges_share_the_work_between_channels():
 
     ranges = split_ranges({0: (0, 60_000), 1: (5, 5), 2: (100, 40_100)}, channels=4)
     assert [(r["partition"], r["start"], r["end"]) for r in ranges] == [
-        (0, 0, 25_000), (0, 25_000, 50_000), (0, 50_000, 60_000), (2, 100, 25_100), (2, 25_100, 40_100)]
+        (0, start, start + 10_000) for start in range(0, 60_000, 10_000)] + [
+        (2, start, start + 10_000) for start in range(100, 40_100, 10_000)]
+    # three equal partitions over two channels: pieces a quarter of a channel's share, so
+    # channels taking the next piece as they finish end within one piece of each other
+    ranges = split_ranges({p: (0, 333_334) for p in range(3)}, channels=2)
+    assert all(r["end"] - r["start"] <= 125_001 for r in ranges) and len(ranges) == 9
+    loads = [0, 0]
+    for piece in ranges:
+        loads[loads.index(min(loads))] += piece["end"] - piece["start"]
+    assert max(loads) - min(loads) <= 125_001
     small = split_ranges({0: (0, 15_000)}, channels=8)
     assert [(r["start"], r["end"]) for r in small] == [(0, MIN_RANGE_MESSAGES), (MIN_RANGE_MESSAGES, 15_000)]
     assert split_ranges({0: (7, 7)}, channels=2) == []

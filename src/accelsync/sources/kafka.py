@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 # A range is split only into pieces of at least this many messages (the last piece may be less).
 MIN_RANGE_MESSAGES = 10_000
+PIECES_PER_CHANNEL = 4  # offset ranges per channel: finer pieces balance uneven partitions
 # Messages per consume() call, and so at most per Arrow batch.
 BATCH_MESSAGES = 32_768
 METADATA_TIMEOUT = 15.0  # seconds, for metadata, watermark and committed-offset requests
@@ -183,12 +184,14 @@ class KafkaSourceReader(Source):
 
 
 def split_ranges(bounds: dict[int, tuple[int, int]], channels: int) -> list[dict[str, int]]:
-    """Offset ranges of about total/channels messages (never below MIN_RANGE_MESSAGES, except
-    the last piece of a partition), in partition order; empty partitions give none."""
+    """Offset ranges of about total/(channels x PIECES_PER_CHANNEL) messages (never below
+    MIN_RANGE_MESSAGES, except the last piece of a partition), in partition order; empty
+    partitions give none. Pieces smaller than a channel's share let the channels, taking the
+    next piece as they finish one, end together even when partitions differ in size."""
     total = sum(max(0, end - start) for start, end in bounds.values())
     if total == 0:
         return []
-    size = max(MIN_RANGE_MESSAGES, math.ceil(total / max(1, channels)))
+    size = max(MIN_RANGE_MESSAGES, math.ceil(total / (max(1, channels) * PIECES_PER_CHANNEL)))
     ranges = []
     for p in sorted(bounds):
         start, end = bounds[p]
@@ -419,9 +422,12 @@ class TextDecoder(Decoder):
             text = raw.cast(pa.string())
         except pa.ArrowInvalid:
             text = self._utf8_or_dirty(raw, bad)
-        if self.format == "csv":  # producers often end a CSV record with a line break
-            text = pc.utf8_rtrim(text, "\r\n")
-        elif pc.any(pc.match_substring_regex(text, "[\r\n]")).as_py():
+        data = raw.buffers()[2]
+        breaks = data is not None and _has_line_break(data)
+        if self.format == "csv":
+            if breaks:  # producers often end a CSV record with a line break
+                text = pc.utf8_rtrim(text, "\r\n")
+        elif breaks:
             text = pc.replace_substring_regex(text, "[\r\n]", " ")  # pretty JSON: line breaks are spaces
         usable = pc.fill_null(pc.invert(pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text))), False)
         if not pc.all(usable).as_py():
@@ -459,6 +465,12 @@ class RawDecoder(Decoder):
 
     def decode(self, values: list[bytes | None]) -> tuple[list[pa.Array], dict[int, str]]:
         return [binary_array(values)], {}
+
+
+def _has_line_break(data: pa.Buffer) -> bool:
+    """Whether any message holds a line break (memchr over the values' joined bytes)."""
+    joined = data.to_pybytes()
+    return b"\n" in joined or b"\r" in joined
 
 
 def make_decoder(options: KafkaSource, schema: pa.Schema) -> Decoder:
