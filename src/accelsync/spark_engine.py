@@ -29,14 +29,30 @@ def copy(spec: Spec, plan: Plan, options: dict[str, str], run: RunDir, deadline:
     from accelsync.spark import get_spark
 
     spark = get_spark(spark_settings.for_spec(spec))
-    with _cancel_at(spark, deadline, f"accelsync-{spec.name}-{run.run_id}"):
+    group = f"accelsync-{spec.name}-{run.run_id}"
+    with _cancel_at(spark, deadline, group):
         try:
             if spec.transform is None:
                 _sync_fused(spark, plan, options, run)
             else:
                 _sync_dataframe(spark, spec, plan, run, options)
         except Exception as exc:
+            _settle(spark, group)
             raise _task_error(exc) from None
+
+
+def _settle(spark, group: str, seconds: float = 60) -> None:
+    """After a failed job, cancel its other tasks and wait until none runs: a task still
+    writing would put rows back after the failed run discards what it staged."""
+    context = spark.sparkContext
+    context.cancelJobGroup(group)
+    tracker = context.statusTracker()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        stages = [tracker.getStageInfo(s) for s in tracker.getActiveStageIds()]
+        if not any(stage and stage.numActiveTasks for stage in stages):
+            return
+        time.sleep(0.2)
 
 
 def source_frame(spark, spec: Spec, plan: Plan, run: RunDir):
@@ -85,7 +101,8 @@ def _sync_dataframe(spark, spec: Spec, plan: Plan, run: RunDir, options: dict[st
     """With a transform: source -> Spark SQL -> sink, as DataFrames of Arrow batches."""
     frame = source_frame(spark, spec, plan, run)
     writer = frame.write.format(SINK_FORMAT).mode("append")
-    for key in ("spec", CONNECTIONS_OPTION, "context", "run_dir", "channels", "max_dirty"):
+    for key in ("spec", CONNECTIONS_OPTION, "context", "run_dir", "channels", "max_dirty", "snapshot_columns",
+                "sample"):
         writer = writer.option(key, options[key])
     writer.save()
 

@@ -345,7 +345,10 @@ class RedisTarget(Model):
         return f"redis://{self.connection}/{quote(self.key.text, safe=':')}"
 
 
-_FAMILY = re.compile(r"^[A-Za-z0-9_.-]+$")
+# HBase's own rules: a table name (after an optional namespace) and a family name are letters,
+# digits, '_', '-' and '.', not starting with '.' (HBase answers "Internal error" otherwise).
+_HBASE_TABLE = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*:)?[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_FAMILY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
 class Salt(Model):
@@ -375,13 +378,24 @@ class HbaseTarget(Model):
             for cell in v:
                 if not re.match(r"^[A-Za-z0-9_.-]+:[^:]+$", cell):
                     raise ValueError(f"{cell!r} is not family:qualifier")
+                if not _FAMILY.match(cell.split(":", 1)[0]):
+                    raise ValueError(f"{cell!r}: the family may not start with '.'")
         return v
 
     @field_validator("family")
     @classmethod
     def _family(cls, v):
         if v is not None and not _FAMILY.match(v):
-            raise ValueError(f"{v!r} is not a column family name (letters, digits, _ . -; not empty)")
+            raise ValueError(f"{v!r} is not a column family name (letters, digits, '_', '-', '.'; "
+                             f"not starting with '.')")
+        return v
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v):
+        if not _HBASE_TABLE.match(v):
+            raise ValueError(f"{v!r} is not an HBase table name (letters, digits, '_', '-', '.', optionally "
+                             f"after 'namespace:')")
         return v
 
     @model_validator(mode="after")

@@ -332,13 +332,12 @@ def test_thrift_server_errors_read_as_hbase_states_them(services, hbase):
     ({"table": "t", "columns": {".f:q": "v"}}, "target.columns: '.f:q': the family may not start with '.'"),
 ])
 def test_names_hbase_refuses_fail_before_any_write(target, message):
-    from accelsync.registry import sink_class
+    from accelsync.errors import SpecError
 
-    spec = parse_spec({"name": "names", "source": {"type": "mysql", "table": "t"},
-                       "target": {"type": "hbase", "row_key": "{k}", **target}})
-    with pytest.raises(TerminalError) as failure:
-        sink_class("hbase")(spec)
-    assert str(failure.value) == message
+    with pytest.raises(SpecError) as failure:  # at `validate`, before any run
+        parse_spec({"name": "names", "source": {"type": "mysql", "table": "t"},
+                    "target": {"type": "hbase", "row_key": "{k}", **target}}, "x.yaml")
+    assert failure.value.lines() == [f"x.yaml: {message}"]
 
 
 # -- the devstack service -------------------------------------------------------------------------

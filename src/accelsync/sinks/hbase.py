@@ -69,8 +69,6 @@ _LATEST = 2**63 - 1         # HBase's LATEST_TIMESTAMP: the server stamps such c
 _FAMILY = {"max_versions": 3, "block_cache_enabled": True, "bloom_filter_type": "ROW"}
 # HBase's legal names (TableName.isLegalTableQualifierName, ColumnFamilyDescriptor): a table may
 # have a namespace; neither may start with a period or hold anything but these characters.
-_TABLE_NAME = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*:)?[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_FAMILY_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 # `java.pkg.SomeException: ` before a class name, and the table descriptor HBase appends to some messages
 _JAVA_PACKAGE = re.compile(r"\b(?:[a-z][a-z0-9_]*\.)+(?=[A-Z]\w*(?:Exception|Error)\b)")
 _DESCRIPTOR = re.compile(r",? \{(?:TABLE_ATTRIBUTES|NAME) =>.*$")
@@ -155,15 +153,6 @@ class HbaseSink(Sink):
 
     def __init__(self, spec: Spec):
         super().__init__(spec)
-        if self.options.family is not None and not _FAMILY_NAME.match(self.options.family):
-            raise TerminalError(f"target.family: {self.options.family!r} is not a column family name "
-                                f"(letters, digits, '_', '-', '.'; not starting with '.')")
-        if not _TABLE_NAME.match(self.options.table):
-            raise TerminalError(f"target.table: {self.options.table!r} is not an HBase table name "
-                                f"(letters, digits, '_', '-', '.', optionally after 'namespace:')")
-        for cell in self.options.columns or {}:
-            if not _FAMILY_NAME.match(cell.split(":", 1)[0]):
-                raise TerminalError(f"target.columns: {cell!r}: the family may not start with '.'")
 
     # -- what the spec maps where ---------------------------------------------------------------
 
