@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import time
 
-POINTS = ("read", "write", "synced", "publish")
 _VARIABLE = "ACCELSYNC_PAUSE_AT"
 
 

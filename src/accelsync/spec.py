@@ -155,9 +155,6 @@ class MysqlSource(Model):
         return list(self.columns) if self.columns else None
 
 
-FieldType = str  # checked by _field_type below
-
-
 _FIELD_TYPES = re.compile(r"^(string|int|long|float|double|boolean|timestamp|date|binary|decimal\(\d+,\s*\d+\))$")
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 MAX_DECIMAL_PRECISION = 38  # Arrow's decimal128, Spark's DecimalType

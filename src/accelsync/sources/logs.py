@@ -260,27 +260,35 @@ def describe_files(candidates: list[tuple[str, int, Any]], header: str | None) -
         return list(pool.map(lambda item: _describe_file(*item, header=header), candidates))
 
 
+def _fingerprint(handle, size: int) -> tuple[str, bytes, bytes]:
+    """sha256 of the first and last HEAD_BYTES of the file's first `size` bytes, and of `size`;
+    with the head and tail it read."""
+    handle.seek(0)
+    head = handle.read(min(size, HEAD_BYTES))
+    tail = b""
+    if size > HEAD_BYTES:
+        handle.seek(max(HEAD_BYTES, size - HEAD_BYTES))
+        tail = handle.read(size - max(HEAD_BYTES, size - HEAD_BYTES))
+    digest = hashlib.sha256(head)
+    digest.update(tail)
+    digest.update(str(size).encode())
+    return "sha256:" + digest.hexdigest(), head, tail
+
+
 def _describe_file(uri: str, size: int, mtime: Any, header: str | None) -> dict:
     fs, path = _fs(uri)
     try:
         with fs.open(path, "rb") as handle:
-            head = handle.read(min(size, HEAD_BYTES))
-            tail = b""
-            if size > HEAD_BYTES:
-                handle.seek(max(HEAD_BYTES, size - HEAD_BYTES))
-                tail = handle.read(size - max(HEAD_BYTES, size - HEAD_BYTES))
+            fingerprint, head, tail = _fingerprint(handle, size)
     except FileNotFoundError:
         raise TransientError(f"source.path: {uri} disappeared while planning; rerun") from None
-    digest = hashlib.sha256(head)
-    digest.update(tail)
-    digest.update(str(size).encode())
     zipped = head[:2] == _GZIP_MAGIC
     weight = size
     if zipped:
         trailer = (head + tail)[-4:]
         isize = int.from_bytes(trailer, "little") if len(trailer) == 4 else 0
         weight = isize if isize >= size else size * 4  # multi-member or past 4 GiB: a guess
-    info = {"path": uri, "size": size, "mtime": mtime, "fingerprint": "sha256:" + digest.hexdigest(),
+    info = {"path": uri, "size": size, "mtime": mtime, "fingerprint": fingerprint,
             "gzip": zipped, "weight": max(weight, 1)}
     if header is not None:
         info["header"] = _read_header(uri, size, zipped, header)
@@ -322,19 +330,12 @@ def appended_to(entry: dict, info: dict) -> bool:
     fs, path = _fs(info["path"])
     try:
         with fs.open(path, "rb") as handle:
-            head = handle.read(min(before, HEAD_BYTES))
-            tail = b""
-            if before > HEAD_BYTES:
-                handle.seek(max(HEAD_BYTES, before - HEAD_BYTES))
-                tail = handle.read(before - max(HEAD_BYTES, before - HEAD_BYTES))
+            fingerprint = _fingerprint(handle, before)[0]
             handle.seek(before - 1)
             last = handle.read(1)
     except FileNotFoundError:
         return False
-    digest = hashlib.sha256(head)
-    digest.update(tail)
-    digest.update(str(before).encode())
-    return last == b"\n" and "sha256:" + digest.hexdigest() == entry["fingerprint"]
+    return last == b"\n" and fingerprint == entry["fingerprint"]
 
 
 def _change(entry: dict, info: dict) -> str:
