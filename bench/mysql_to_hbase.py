@@ -7,7 +7,7 @@ Both runs read the same table (the one bench/mysql_to_redis.py makes) and write 
 (re-created before each run, dropped at the end) through the Thrift server of devstack's Apache
 HBase (`accelsync devstack up hbase`; ACCELSYNC_HBASE_PORT, default 9090), in the same process,
 one after the other. Prints rows/s of
-each and the ratio. Spark start-up is reported apart: it is paid once per process and reused.
+each and the ratio. The gate is timed apart.
 """
 
 from __future__ import annotations
