@@ -154,6 +154,8 @@ class Druid(Service):
                 "druid.worker.capacity": "3",
                 "druid.indexer.task.baseTaskDir": str(self.var / "tasks"),
                 "druid.indexer.task.restoreTasksOnRestart": "false",
+                # A task that ignores a graceful stop (a `noop`) is interrupted after 10 s, not 5 min.
+                "druid.indexer.task.gracefulShutdownTimeout": "PT10S",
                 "druid.server.http.numThreads": "16",
                 **processing,
             }),
