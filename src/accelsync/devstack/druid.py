@@ -128,7 +128,7 @@ class Druid(Service):
                 "druid.indexer.storage.type": "metadata",
                 "druid.server.http.numThreads": "12",
             }),
-            Process("broker", p + 2, "384m", "256m", {
+            Process("broker", p + 2, "512m", "256m", {
                 "druid.service": "druid/broker",
                 "druid.broker.http.numConnections": "8",
                 "druid.server.http.numThreads": "12",

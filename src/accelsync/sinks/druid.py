@@ -70,6 +70,7 @@ _FIXED = {"none": 1, "minute": MINUTE, "hour": HOUR, "day": DAY}
 ALL_TIME = "-146136543-09-08T08:23:32.096Z"  # Druid's bucket of the `all` granularity
 ALL_INTERVAL = ALL_TIME + "/146140482-04-24T15:36:27.903Z"  # Druid's ETERNITY
 MIN_MILLIS, MAX_MILLIS = -4611686018427387904, 4611686018427387903
+RETRIES = 3  # repeats of a repeatable Druid request after a transient failure
 SERVED_GRACE = 120.0  # seconds for the broker to serve what the coordinator reports loaded
 _DOUBLE_METRICS = ("doubleSum", "doubleMin", "doubleMax")
 _KEYWORD_FORMATS = ("auto", "iso", "millis", "posix", "micro", "nano", "ruby")
@@ -99,6 +100,21 @@ class DruidClient:
         self.sql_path = "/" + str(conn.extra.get("sql_endpoint") or "druid/v2/sql").strip("/")
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = 120) -> tuple[int, Any]:
+        """One request; a request that changes nothing when repeated (a read, a query, marking a
+        datasource unused) is sent again up to RETRIES times after a 502/503/504 or a refused
+        connection: Druid's router answers 502 when the broker closed the pooled connection it
+        picked, and a process may be restarting."""
+        repeatable = method in ("GET", "DELETE") or path == self.sql_path
+        for attempt in range(RETRIES + 1 if repeatable else 1):
+            try:
+                return self._call_once(method, path, body, timeout)
+            except TransientError:
+                if attempt == RETRIES or not repeatable:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _call_once(self, method: str, path: str, body: Any, timeout: float) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=self.headers)
         try:
@@ -507,24 +523,36 @@ class DruidSink(Sink):
 
     def _query_some_groups(self, groups: list[tuple], dims: list[str], context: dict[str, Any],
                            metrics: list) -> dict[tuple, dict]:
-        by_time = self.options.granularity.query != "all"
-        terms = []
-        for group in groups:
-            tests = [f"__time = {_timestamp_literal(group[0])}"] if by_time else []
-            tests += [f"{_ident(d)} IS NULL" if v is None else f"{_ident(d)} = {_literal(v)}"
-                      for d, v in zip(dims, group[1:])]
-            terms.append("(" + " AND ".join(tests or ["TRUE"]) + ")")
+        """One query for these groups: filtered by IN lists of their times and of each dimension's
+        values (a superset, narrowed here), not by an OR of one AND per group, which Druid's SQL
+        planner (Calcite) takes a long time and hundreds of MB to simplify."""
+        tests = []
+        if self.options.granularity.query != "all":
+            # As millis: Druid turns a long IN list into SCALAR_IN_ARRAY, which takes no timestamps.
+            times = sorted({_instant_millis(g[0]) for g in groups})
+            tests.append(f"TIMESTAMP_TO_MILLIS(__time) IN ({', '.join(str(t) for t in times)})")
+        for index, dim in enumerate(dims, start=1):
+            values = {g[index] for g in groups}
+            known = sorted((v for v in values if v is not None), key=repr)
+            terms = [f"{_ident(dim)} IN ({', '.join(_literal(v) for v in known)})"] if known else []
+            if None in values:
+                terms.append(f"{_ident(dim)} IS NULL")
+            tests.append("(" + " OR ".join(terms) + ")")
         aggregates = [f'SUM({_ident(ROWS_METRIC)}) AS {_ident(ROWS_METRIC)}']
         for metric in metrics:
             kind = "MIN" if metric.type.endswith("Min") else "MAX" if metric.type.endswith("Max") else "SUM"
             aggregates.append(f"{kind}({_ident(metric.name)}) AS {_ident(metric.name)}")
         columns = ", ".join(["__time"] + [_ident(d) for d in dims])
-        query = (f"SELECT {columns}, {', '.join(aggregates)} FROM {_ident(context['staging_datasource'])} "
-                 f"WHERE {' OR '.join(terms)} GROUP BY {columns}")
+        where = f" WHERE {' AND '.join(tests)}" if tests else ""
+        query = (f"SELECT {columns}, {', '.join(aggregates)} FROM {_ident(context['staging_datasource'])}"
+                 f"{where} GROUP BY {columns}")
+        wanted = set(groups)
         found = {}
         for row in self._client().sql(query):
             time_key = ALL_TIME if self.options.granularity.query == "all" else row["__time"]
-            found[(time_key, *[row[d] for d in dims])] = row
+            key = (time_key, *[row[d] for d in dims])
+            if key in wanted:
+                found[key] = row
         return found
 
     def _snapshot_files(self, context: dict[str, Any]) -> list[str]:
