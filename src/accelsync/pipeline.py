@@ -131,7 +131,8 @@ def run(spec: Spec, run_id: str | None = None) -> dict[str, Any]:
         status = "published"
     except AccelsyncError as exc:
         reason = str(exc)
-        discard(spec, run_id)
+        if not isinstance(exc, GateFailed):  # a failed gate discarded already
+            discard(spec, run_id)
     return summarize(spec, run_id, status, reason, stats, gate, time.monotonic() - clock)
 
 

@@ -55,7 +55,7 @@ def orders(mysql):
 
 
 def make_spec(name: str, datasource: str, connection: str = "test_druid", timeout: str = "10m",
-              error_limit: dict | None = None, **target) -> object:
+              error_limit: dict | None = None, quality: dict | None = None, **target) -> object:
     return parse_spec({
         "name": name,
         "source": {"type": "mysql", "connection": "test_mysql", "table": "orders", "split_pk": "id"},
@@ -66,6 +66,7 @@ def make_spec(name: str, datasource: str, connection: str = "test_druid", timeou
                    "granularity": {"segment": "day", "query": "none", "rollup": False}, **target},
         "speed": {"channels": 2},
         "error_limit": error_limit or {"records": 1},
+        "quality": quality or {},
         "timeout": timeout,
     })
 
@@ -351,3 +352,16 @@ def test_an_error_after_staging_removes_the_staging_datasource(spark, orders, dr
     [staged] = [t for t in tasks if t["dataSource"] == f"{datasource}__accelsync_{run_id}" and t["type"] == "index_parallel"]
     assert staged["status"] == "SUCCESS"
     druid.wait_removed(f"{datasource}__accelsync_{run_id}")
+
+
+def test_failed_gate_removes_the_staging_datasource(spark, orders, druid, druid_datasource, run_id):
+    datasource = druid_datasource("orders_stale")
+    spec = make_spec("orders_stale", datasource, quality={"freshness": {"column": "ts", "max_lag": "1d"}})
+
+    summary = pipeline.run(spec, run_id)
+
+    assert summary["status"] == "failed" and summary["reason"].startswith("gate failed: freshness: "), summary
+    context = RunDir(spec.name, run_id).read_json("context.json")
+    assert druid.task_status(context["staging_task"])["status"] == "SUCCESS"
+    druid.wait_removed(f"{datasource}__accelsync_{run_id}")
+    assert datasource not in druid.all_datasources()

@@ -353,7 +353,11 @@ class DruidSink(Sink):
             ingested = int(rows[0]["n"] or 0) if rows else 0
             if ingested == context["staged_rows"]:
                 return {"ingested_rows": ingested, "druid_rows": int(rows[0]["druid_rows"])}
-            if time.monotonic() > limit or (deadline is not None and time.monotonic() > deadline):
+            if deadline is not None and time.monotonic() > deadline:
+                raise SyncTimeout(f"timeout: Druid served {ingested} of the {context['staged_rows']} rows of "
+                                  f"staging task {task_id} at the spec's timeout "
+                                  f"({format_duration(self.spec.timeout)})")
+            if time.monotonic() > limit:
                 raise TerminalError(f"Druid staging task {task_id} ingested {ingested} of the "
                                     f"{context['staged_rows']} staged rows into {context['staging_datasource']}")
             time.sleep(0.5)
@@ -683,9 +687,10 @@ class DruidSink(Sink):
             time.sleep(0.5)
 
     def discard(self, context: dict[str, Any]) -> None:
-        """Remove this run's staging datasource (its segments marked unused, then killed)."""
+        """Remove this run's staging datasource (its segments marked unused, then killed); a Druid
+        that does not answer now leaves it to the next run, without hiding the run's own failure."""
         if context.get("staging_datasource"):
-            self._client().remove(context["staging_datasource"])
+            self._remove_quietly(self._client(), context["staging_datasource"])
 
     def _remove_quietly(self, client: DruidClient, datasource: str) -> None:
         """Remove a staging datasource without hiding the error at hand: if Druid does not answer,
