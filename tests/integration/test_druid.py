@@ -40,10 +40,12 @@ ORDERS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def druid_connection(druid_server):
-    """`test_druid` is the devstack Druid's router."""
-    os.environ["AIRFLOW_CONN_TEST_DRUID"] = json.dumps(
-        {"conn_type": "druid", "host": druid_server.address.split(":")[0],
-         "port": int(druid_server.address.split(":")[1]), "schema": "http"})
+    """`test_druid` is the devstack Druid's router; `test_druid_inline` too, sending rows inline."""
+    conn = {"conn_type": "druid", "host": druid_server.address.split(":")[0],
+            "port": int(druid_server.address.split(":")[1]), "schema": "http"}
+    os.environ["AIRFLOW_CONN_TEST_DRUID"] = json.dumps(conn)
+    # The rows sent inside the task, for a Druid that cannot read the run folder.
+    os.environ["AIRFLOW_CONN_TEST_DRUID_INLINE"] = json.dumps(dict(conn, extra={"input_source": "inline"}))
 
 
 @pytest.fixture()
@@ -215,7 +217,7 @@ def test_access_logs_roll_up_into_druid(spark, services, druid, druid_datasource
         "name": "access_to_druid",
         "source": {"type": "logs", "path": str(tmp_path / "access.log"), "format": "regex",
                    "pattern": ACCESS_PATTERN, "schema": {"status": "int", "bytes": "long"}},
-        "target": {"type": "druid", "connection": "test_druid", "datasource": datasource,
+        "target": {"type": "druid", "connection": "test_druid_inline", "datasource": datasource,
                    "timestamp": {"column": "ts", "format": "dd/MMM/yyyy:HH:mm:ss Z"},
                    "dimensions": ["path", "status"],
                    "metrics": [{"type": "count", "name": "hits"}, {"type": "longSum", "name": "bytes", "field": "bytes"}],
@@ -249,12 +251,14 @@ def test_unreachable_druid_is_a_transient_error(services, monkeypatch):
 
 # ---------------------------------------------------------------- what a run may remove
 
+@pytest.mark.parametrize("connection", ["test_druid", "test_druid_inline"])
 def test_full_read_replace_empties_days_that_lost_every_row_and_an_empty_read_empties_all(
-        spark, orders, druid, druid_datasource, run_id):
+        spark, orders, druid, druid_datasource, run_id, connection):
     """Replace means "the datasource holds exactly what the source holds": a day whose rows
-    were all deleted is emptied too, and a source with no row left empties the datasource."""
+    were all deleted is emptied too, and a source with no row left empties the datasource
+    (with the rows read from the run folder, and sent inline)."""
     datasource = druid_datasource("orders_days")
-    spec = make_spec("orders_days", datasource)
+    spec = make_spec("orders_days", datasource, connection=connection)
     assert spec.target.mode == "replace"  # the default for a full read
     assert pipeline.run(spec, run_id)["status"] == "published"
     day_two = f"SELECT COUNT(*) AS n FROM \"{datasource}\" WHERE __time >= TIMESTAMP '2024-03-02 00:00:00'"

@@ -384,7 +384,12 @@ class DruidSink(Sink):
             (staged / "part-empty.json").touch()
         if str(extra.get("input_source", "local")) == "inline":
             data = "".join(p.read_text(encoding="utf-8") for p in sorted(staged.glob("part-*.json")))
-            source = {"type": "inline", "data": data or "\n"}
+            if not data and intervals:
+                # Druid refuses an empty inline input: one row just before the replaced span,
+                # which Druid throws away (outside `intervals`), stands for "no rows".
+                before = _interval_millis(intervals[0])[0] - 1
+                data = json.dumps({self.ts: before}) + "\n"
+            source = {"type": "inline", "data": data}
         else:
             source = {"type": "local", "baseDir": str(staged), "filter": "part-*.json"}
         task_context = dict(extra.get("task_context") or {})
@@ -642,6 +647,10 @@ class DruidSink(Sink):
             return {"task": task_id, "attempt": attempt,
                     "before": self._count(client, self.options.datasource, context["intervals"])}
         intervals = self._replace_intervals(client, context)
+        if intervals == [ALL_INTERVAL] and not context.get("staged_rows") and \
+                str(self._conn().extra.get("input_source", "local")) == "inline":
+            client.drop(self.options.datasource)  # see task(): no inline input can be empty here
+            return {}
         return {"task": task_id, "attempt": attempt, "intervals": intervals} if intervals else {}
 
     def _replace_intervals(self, client: DruidClient, context: dict[str, Any]) -> list[str] | None:
