@@ -77,6 +77,29 @@ def druid_server(services):
 
 
 @pytest.fixture(scope="session")
+def druid(druid_server):
+    """Druid's HTTP API on the devstack router, through plain urllib (the tests' own read path)."""
+    from druid_api import DruidApi
+
+    return DruidApi(druid_server.address)
+
+
+@pytest.fixture()
+def druid_datasource(druid, run_id):
+    """`make(prefix)` names a datasource unique to this test; each is dropped when the test ends
+    (the devstack Druid keeps its datasources across test sessions)."""
+    names: list[str] = []
+
+    def make(prefix: str) -> str:
+        names.append(f"{prefix}_{run_id.replace('-', '_')}")
+        return names[-1]
+
+    yield make
+    for name in names:
+        druid.drop(name)
+
+
+@pytest.fixture(scope="session")
 def spark(services):
     from accelsync.spark import get_spark
 

@@ -156,7 +156,11 @@ class ReportOperator(SpecOperator):
     def run_stage(self, spec: Spec, run_id: str) -> dict[str, Any]:
         from accelsync.summary import render
 
+        from accelsync import pipeline
+
         summary = run_summary(spec, run_id)
+        if summary["status"] != "published":
+            pipeline.discard(spec, run_id)  # nothing staged outlives a failed run
         text = render(summary)
         if summary["status"] == "published":
             self.log.info("%s", text)

@@ -102,6 +102,19 @@ def _gate(spec: Spec, run_id: str) -> dict[str, Any]:
     return verdict
 
 
+def discard(spec: Spec, run_id: str) -> None:
+    """Throw away what a failed run staged where readers cannot see it (a Druid staging
+    datasource); never for a run that started publishing (the next run finishes that publish)."""
+    run = RunDir(spec.name, run_id)
+    if run.exists("published.json") or not run.exists("context.json") or \
+            load_state(spec.name).get(PUBLISHING) == run_id:
+        return
+    try:
+        sink_class(spec.target.type)(spec).discard(run.read_json("context.json"))
+    except AccelsyncError as exc:  # the run's own failure matters more; the next run cleans up
+        log.warning("%s: could not discard what run %s staged (%s); the next run will", spec.name, run_id, exc)
+
+
 def stage_publish(spec: Spec, run_id: str, via: str = AIRFLOW) -> dict[str, Any]:
     """Make the run live and advance the source; only after a passing gate. Idempotent."""
     with _locked(spec, run_id, via, release_after=True):
@@ -148,6 +161,8 @@ def run(spec: Spec, run_id: str | None = None) -> dict[str, Any]:
         status = "published"
     except AccelsyncError as exc:
         reason = str(exc)
+        if not isinstance(exc, GateFailed):  # a failed gate discarded already
+            discard(spec, run_id)
     finally:
         lock.release(spec.name, run_id)
     return summarize(spec, run_id, status, reason, stats, gate, time.monotonic() - clock)

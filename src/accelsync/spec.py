@@ -448,7 +448,9 @@ class DruidTarget(Model):
     dimensions: list[str] = Field(default_factory=list)
     metrics: list[DruidMetric] = Field(default_factory=list)
     granularity: DruidGranularity = DruidGranularity()
-    mode: Literal["replace", "append"] = "replace"
+    mode: Literal["replace", "append"] = Field(
+        "replace", description="default: append for a delta source (kafka, or incremental mysql / logs), "
+                               "else replace")
 
     keyed: ClassVar[bool] = False  # Druid keeps every row it ingests
     visible_before_gate: ClassVar[bool] = False  # staged in a datasource no reader uses until publish
@@ -649,6 +651,33 @@ class Spec(Model):
             field = "target.mode" if hasattr(self.target, "mode") else "target.type"
             notes.append((field, UPSERT_NOTE))
         return notes
+
+    @model_validator(mode="before")
+    @classmethod
+    def _druid_mode_default(cls, data: Any) -> Any:
+        """A Druid target's `mode` defaults to append when the source reads only what is new."""
+        if isinstance(data, dict) and isinstance(data.get("target"), dict) and isinstance(data.get("source"), dict):
+            target, source = data["target"], data["source"]
+            if target.get("type") == "druid" and "mode" not in target:
+                delta = source.get("type") == "kafka" or bool(source.get("incremental"))
+                data = {**data, "target": {**target, "mode": "append" if delta else "replace"}}
+        return data
+
+    @model_validator(mode="after")
+    def _druid_replace_reads_everything(self):
+        """Replace makes the datasource hold exactly one run's rows: with a delta source, each run
+        would remove the rows earlier runs published."""
+        if not isinstance(self.target, DruidTarget) or self.target.mode != "replace":
+            return self
+        if isinstance(self.source, KafkaSource):
+            reads = "a kafka source reads only the messages since the last run"
+        elif getattr(self.source, "incremental", None):
+            reads = "`source.incremental` reads only what is new since the last run"
+        else:
+            return self
+        raise _FieldError("target.mode", f"replace makes the datasource hold exactly each run's rows, and {reads}, "
+                                         "so a run would remove the rows earlier runs published; use mode: append "
+                                         "(the default for this source)")
 
     @property
     def kafka_group(self) -> Optional[str]:

@@ -1,12 +1,11 @@
 """MySQL -> HBase and logs -> Druid, each as one DAG run through Airflow itself, on the devstack's
-HBase and Druid, checked through Airflow's task states and clients that are not accelsync's own
-(HBase's REST server, Druid's SQL endpoint)."""
+Apache HBase and Apache Druid, checked through Airflow's task states and clients that are not
+accelsync's own (HBase's REST server; Druid SQL through the router with plain HTTP)."""
 
 from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,8 +22,9 @@ def airflow(services, hbase_server, druid_server):
 
     os.environ["AIRFLOW_CONN_AFT_MYSQL"] = f"mysql://root@127.0.0.1:3306/{DATABASE}"
     os.environ["AIRFLOW_CONN_AFT_HBASE"] = f"hbase://127.0.0.1:{HBASE_PORT}"
+    host, port = druid_server.address.split(":")
     os.environ["AIRFLOW_CONN_AFT_DRUID"] = json.dumps(
-        {"conn_type": "druid", "host": "127.0.0.1", "port": 8888, "schema": "http"})
+        {"conn_type": "druid", "host": host, "port": int(port), "schema": "http"})
     airflow_env.migrate()
     return airflow_env
 
@@ -72,14 +72,14 @@ speed: {{channels: 2}}
         db.close()
 
 
-def test_logs_to_druid_dag_run(airflow, tmp_path, run_id):
+def test_logs_to_druid_dag_run(airflow, druid, druid_datasource, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     lines = [{"ts": "2024-05-01T10:00:00Z", "city": "Paris", "amount": 2.5},
              {"ts": "2024-05-01T11:00:00Z", "city": "Paris", "amount": 1.5},
              {"ts": "2024-05-02T09:30:00Z", "city": "Tokyo", "amount": 4.0}]
     (logs / "a.log").write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
-    datasource = f"aft_sales_{run_id.replace('-', '_')}"
+    datasource = druid_datasource("aft_sales")
     spec = write_spec(tmp_path / "syncs", "aft_druid", f"""
 name: aft_druid
 source: {{type: logs, path: "{logs}", format: json, schema: {{ts: timestamp, city: string, amount: double}}}}
@@ -91,11 +91,6 @@ error_limit: {{records: 1}}
     result = airflow.run_dag(spec)
     assert (result.state, result.tasks) == ("success", {"sync": "success", "gate": "success",
                                                        "publish": "success", "report": "success"})
-    query = json.dumps({"query": f'SELECT __time, city, amount, "rows" FROM "{datasource}" ORDER BY __time, city',
-                        "resultFormat": "object"}).encode()
-    request = urllib.request.Request("http://127.0.0.1:8888/druid/v2/sql", data=query,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        rows = json.loads(response.read())
+    rows = druid.sql(f'SELECT __time, city, amount, "rows" FROM "{datasource}" ORDER BY __time')
     assert rows == [{"__time": "2024-05-01T00:00:00.000Z", "city": "Paris", "amount": 4.0, "rows": 2},
                     {"__time": "2024-05-02T00:00:00.000Z", "city": "Tokyo", "amount": 4.0, "rows": 1}]

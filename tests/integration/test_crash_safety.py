@@ -285,46 +285,63 @@ def test_logs_killed_between_write_and_gate_leave_the_ledger_empty(spark, servic
     assert rerun(spec_path)["read"] == 0
 
 
-# ---------------------------------------------------------------- logs -> Druid, append
+# ---------------------------------------------------------------- logs -> Druid
 
-def test_druid_append_killed_during_publish_never_appends_twice(spark, services, tmp_path, monkeypatch):
-    from accelsync.devstack.druid import DruidEmulator
-    from ports import free_port
+def sales_logs(folder: Path) -> None:
+    folder.mkdir()
+    for day in (1, 2):
+        (folder / f"sales-{day}.log").write_text("".join(
+            json.dumps({"ts": f"2024-03-0{day}T{hour:02d}:00:00Z", "shop": f"s{hour % 3}", "amount": hour}) + "\n"
+            for hour in range(24)))
 
-    from test_druid import Api
 
-    emulator = DruidEmulator(port=free_port(), home=tmp_path / "druid")
-    emulator.up()
-    try:
-        monkeypatch.setenv("AIRFLOW_CONN_CRASH_DRUID", json.dumps(
-            {"conn_type": "druid", "host": "127.0.0.1", "port": emulator.port, "schema": "http"}))
-        folder = tmp_path / "sales"
-        folder.mkdir()
-        for day in (1, 2):
-            (folder / f"sales-{day}.log").write_text("".join(
-                json.dumps({"ts": f"2024-03-0{day}T{hour:02d}:00:00Z", "shop": f"s{hour % 3}", "amount": hour}) + "\n"
-                for hour in range(24)))
-        spec_path = write_spec(tmp_path, {
-            "name": "crash_druid_append",
-            "source": {"type": "logs", "path": str(folder), "format": "json", "incremental": True,
-                       "schema": {"ts": "string", "shop": "string", "amount": "long"}},
-            "target": {"type": "druid", "connection": "crash_druid", "datasource": "sales", "mode": "append",
-                       "timestamp": {"column": "ts"}, "dimensions": ["shop"],
-                       "metrics": [{"type": "count", "name": "rows"},
-                                   {"type": "longSum", "name": "amount", "field": "amount"}],
-                       "granularity": {"segment": "day", "query": "none", "rollup": False}},
-        })
-        kill_at(spec_path, "publish", tmp_path)
+def druid_spec(tmp_path: Path, name: str, datasource: str, folder: Path) -> Path:
+    """Incremental logs into Druid: `mode` is not given, so it is append (a delta source)."""
+    return write_spec(tmp_path, {
+        "name": name,
+        "source": {"type": "logs", "path": str(folder), "format": "json", "incremental": True,
+                   "schema": {"ts": "string", "shop": "string", "amount": "long"}},
+        "target": {"type": "druid", "connection": "druid_default", "datasource": datasource,
+                   "timestamp": {"column": "ts"}, "dimensions": ["shop"],
+                   "metrics": [{"type": "count", "name": "rows"},
+                               {"type": "longSum", "name": "amount", "field": "amount"}],
+                   "granularity": {"segment": "day", "query": "none", "rollup": False}},
+    })
 
-        druid = Api(emulator.port)
-        totals = "SELECT COUNT(*) AS n, SUM(amount) AS amount FROM sales"
-        assert druid.sql(totals) == [{"n": 48, "amount": 2 * sum(range(24))}]  # appended once, live
-        assert not load_state("crash_druid_append").get("files")
 
-        summary = rerun(spec_path)
-        assert summary["finished_publish_of"] is not None and summary["read"] == 0
-        assert druid.sql(totals) == [{"n": 48, "amount": 2 * sum(range(24))}]  # not appended again
-        assert sorted(Path(p).name for p in load_state("crash_druid_append")["files"]) == [
-            "sales-1.log", "sales-2.log"]
-    finally:
-        emulator.down()
+def test_druid_append_killed_during_publish_never_appends_twice(spark, druid, druid_datasource, tmp_path):
+    datasource = druid_datasource("sales")
+    sales_logs(tmp_path / "sales")
+    spec_path = druid_spec(tmp_path, "crash_druid_append", datasource, tmp_path / "sales")
+    assert load_spec(spec_path).target.mode == "append"
+    kill_at(spec_path, "publish", tmp_path)
+
+    totals = f'SELECT COUNT(*) AS n, SUM(amount) AS amount FROM "{datasource}"'
+    assert druid.sql(totals) == [{"n": 48, "amount": 2 * sum(range(24))}]  # appended once, live
+    assert not load_state("crash_druid_append").get("files")
+
+    summary = rerun(spec_path)
+    assert summary["finished_publish_of"] is not None and summary["read"] == 0
+    assert druid.sql(totals) == [{"n": 48, "amount": 2 * sum(range(24))}]  # not appended again
+    assert sorted(Path(p).name for p in load_state("crash_druid_append")["files"]) == [
+        "sales-1.log", "sales-2.log"]
+
+
+def test_druid_killed_after_staging_is_cleaned_up_by_the_next_run(spark, druid, druid_datasource, tmp_path):
+    """SIGKILL between staging and gate: the staging datasource outlives the run, and the next
+    run of the sync removes it (marked unused, then killed) and publishes the rows once."""
+    datasource = druid_datasource("sales_staged")
+    sales_logs(tmp_path / "sales")
+    spec_path = druid_spec(tmp_path, "crash_druid_staged", datasource, tmp_path / "sales")
+    kill_at(spec_path, "synced", tmp_path)
+
+    [staging] = [d for d in druid.datasources() if d.startswith(f"{datasource}__accelsync_")]
+    assert druid.sql(f'SELECT COUNT(*) AS n FROM "{staging}"') == [{"n": 48}]
+    assert datasource not in druid.datasources()  # nothing published
+
+    summary = rerun(spec_path)
+    assert summary["read"] == 48
+    druid.wait_removed(staging)
+    assert druid.sql(f'SELECT COUNT(*) AS n, SUM(amount) AS amount FROM "{datasource}"') == [
+        {"n": 48, "amount": 2 * sum(range(24))}]
+    druid.wait_gone(f"{datasource}__accelsync_")  # the second run's own staging went at publish

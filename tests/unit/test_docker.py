@@ -52,6 +52,15 @@ def test_compose_brings_up_the_whole_stack(compose):
             assert service["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
 
 
+def test_druid_is_the_version_devstack_runs(compose):
+    """The tests run against the devstack's Druid; the Docker stack must run the same release."""
+    from accelsync.devstack.druid import DRUID_VERSION
+
+    images = {compose["services"][name]["image"] for name in compose["services"]
+              if name.startswith("druid-") and name != "druid-postgres"}
+    assert images == {f"apache/druid:{DRUID_VERSION}"}
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_dockerfile_lints_clean(dockerfile):
     hadolint = Path(sys.executable).parent / "hadolint"

@@ -84,6 +84,37 @@ def test_swap_needs_a_source_read_in_full(source, reads):
     assert parse_spec(dict(spec, target=dict(spec["target"], mode="upsert"))).target.mode == "upsert"
 
 
+DRUID = {"type": "druid", "datasource": "d", "timestamp": {"column": "id"}}
+DELTA_SOURCES = [
+    ({"type": "kafka", "topic": "t", "schema": {"id": "long"}}, "a kafka source reads only the messages since the last run"),
+    ({"type": "mysql", "table": "t", "incremental": {"column": "id"}},
+     "`source.incremental` reads only what is new since the last run"),
+    ({"type": "logs", "path": "/x", "incremental": True, "schema": {"id": "long"}},
+     "`source.incremental` reads only what is new since the last run"),
+]
+
+
+@pytest.mark.parametrize("source, reads", DELTA_SOURCES)
+def test_druid_appends_a_delta_source_and_refuses_to_replace_with_it(source, reads):
+    spec = {"name": "s", "source": source, "target": DRUID}
+    assert parse_spec(spec).target.mode == "append"
+    with pytest.raises(SpecError) as failure:
+        parse_spec(dict(spec, target=dict(DRUID, mode="replace")))
+    assert str(failure.value).endswith(
+        f"target.mode: replace makes the datasource hold exactly each run's rows, and {reads}, so a run would "
+        f"remove the rows earlier runs published; use mode: append (the default for this source)")
+
+
+@pytest.mark.parametrize("source", [{"type": "mysql", "table": "t"},
+                                    {"type": "logs", "path": "/x", "schema": {"id": "long"}}])
+def test_druid_replaces_by_default_for_a_full_read_and_may_append(source):
+    spec = {"name": "s", "source": source, "target": DRUID}
+    assert parse_spec(spec).target.mode == "replace"
+    assert parse_spec(dict(spec, target=dict(DRUID, mode="append"))).target.mode == "append"
+    # The resolved mode survives the round trip to the Spark tasks (the spec as JSON).
+    assert parse_spec(json.loads(parse_spec(spec).model_dump_json(by_alias=True))).target.mode == "replace"
+
+
 def test_missing_required_fields(tmp_path):
     found = problems(tmp_path, "name: x\nsource: {type: kafka}\n")
     assert "source.topic: required field is missing" in found

@@ -6,7 +6,7 @@ with data and logs under `$ACCELSYNC_HOME/devstack/<service>/` (ACCELSYNC_HOME d
 stops only what devstack started. `env` prints the Airflow connections (`AIRFLOW_CONN_<ID>`)
 that point at them. Hosts and ports: `ACCELSYNC_<SERVICE>_HOST` / `ACCELSYNC_<SERVICE>_PORT`.
 
-Adding a service (e.g. HBase with its Thrift server on 9090, the Druid HTTP emulator on 8888) means
+Adding a service (e.g. Apache HBase with its Thrift server on 9090, Apache Druid on 8888) means
 one module with a `Service` subclass and one line in `SERVICES`.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from accelsync.devstack.base import Service, ServiceStatus, devstack_home
-from accelsync.devstack.druid import DruidEmulator
+from accelsync.devstack.druid import Druid
 from accelsync.devstack.hbase import Hbase
 from accelsync.devstack.kafka import Kafka
 from accelsync.devstack.mariadb import MariaDB
@@ -31,7 +31,7 @@ SERVICES: dict[str, type[Service]] = {
     Redis.name: Redis,
     Kafka.name: Kafka,
     Hbase.name: Hbase,
-    DruidEmulator.name: DruidEmulator,
+    Druid.name: Druid,
 }
 ALIASES = {"mariadb": "mysql"}
 

@@ -28,6 +28,12 @@ from xml.sax.saxutils import escape
 from accelsync.devstack.process import DevstackError, apt_install, find_binary, tail
 
 MARKER = ".complete"
+CENTRAL = "https://repo.maven.apache.org/maven2"
+# Every repository a dependency's pom declares (Druid's parent names Confluent's, MuleSoft's and
+# Apache's snapshots) is read through Maven Central: the only registry these machines reach, and
+# no time lost on hosts that do not resolve.
+SETTINGS = ("<settings><mirrors><mirror><id>accelsync-central</id><mirrorOf>*</mirrorOf>"
+            f"<url>{CENTRAL}</url></mirror></mirrors></settings>\n")
 # Maven prints one such line per file it downloads; we turn them into a short progress report.
 _DOWNLOADED = re.compile(r"Downloaded from \S+: (\S+) \(([\d.]+) ([kMG]?B)")
 _UNITS = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
@@ -140,9 +146,10 @@ def _maven() -> str:
 
 def _run_maven(bundle: Bundle, log_file: Path, quiet: bool) -> None:
     (bundle.folder / "pom.xml").write_text(bundle.pom())
+    (bundle.folder / "settings.xml").write_text(SETTINGS)
     staging = bundle.folder / "lib.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    cmd = [_maven(), "-B", "-f", str(bundle.folder / "pom.xml"),
+    cmd = [_maven(), "-B", "-f", str(bundle.folder / "pom.xml"), "-s", str(bundle.folder / "settings.xml"),
            f"-Dmaven.repo.local={cache_root() / 'repository'}",
            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
            f"-DoutputDirectory={staging}", "-DincludeScope=runtime", "-Dmdep.useRepositoryLayout=false"]

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import os
 import re
@@ -55,16 +56,22 @@ import pyarrow.compute as pc
 from accelsync.connections import Connection, get_connection
 from accelsync.errors import SyncTimeout, TerminalError, TransientError
 from accelsync.registry import register_sink
-from accelsync.runs import RunDir, safe_run_id, write_json_atomic
+from accelsync.runs import RunDir, home, safe_run_id, write_json_atomic
 from accelsync.sinks import resp
 from accelsync.sinks.base import BatchWriter, Sink
 from accelsync.spec import KAFKA_META_COLUMNS, LOGS_META_COLUMNS, DruidTarget, Spec, format_duration
+
+log = logging.getLogger(__name__)
 
 ROWS_METRIC = "__accelsync_rows"
 HISTOGRAM_LIMIT = 200_000  # distinct Druid times the gate fetches at once instead of asking per batch
 MINUTE, HOUR, DAY, WEEK = 60_000, 3_600_000, 86_400_000, 604_800_000
 _FIXED = {"none": 1, "minute": MINUTE, "hour": HOUR, "day": DAY}
 ALL_TIME = "-146136543-09-08T08:23:32.096Z"  # Druid's bucket of the `all` granularity
+ALL_INTERVAL = ALL_TIME + "/146140482-04-24T15:36:27.903Z"  # Druid's ETERNITY
+MIN_MILLIS, MAX_MILLIS = -4611686018427387904, 4611686018427387903
+RETRIES = 3  # repeats of a repeatable Druid request after a transient failure
+SERVED_GRACE = 120.0  # seconds for the broker to serve what the coordinator reports loaded
 _DOUBLE_METRICS = ("doubleSum", "doubleMin", "doubleMax")
 _KEYWORD_FORMATS = ("auto", "iso", "millis", "posix", "micro", "nano", "ruby")
 
@@ -93,6 +100,21 @@ class DruidClient:
         self.sql_path = "/" + str(conn.extra.get("sql_endpoint") or "druid/v2/sql").strip("/")
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = 120) -> tuple[int, Any]:
+        """One request; a request that changes nothing when repeated (a read, a query, marking a
+        datasource unused) is sent again up to RETRIES times after a 502/503/504 or a refused
+        connection: Druid's router answers 502 when the broker closed the pooled connection it
+        picked, and a process may be restarting."""
+        repeatable = method in ("GET", "DELETE") or path == self.sql_path
+        for attempt in range(RETRIES + 1 if repeatable else 1):
+            try:
+                return self._call_once(method, path, body, timeout)
+            except TransientError:
+                if attempt == RETRIES or not repeatable:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def _call_once(self, method: str, path: str, body: Any, timeout: float) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=self.headers)
         try:
@@ -115,8 +137,10 @@ class DruidClient:
             raise TransientError(f"Druid at {self.conn.safe_address()} is not healthy (/status/health: "
                                  f"{status} {body!r})")
 
-    def submit(self, task: dict[str, Any]) -> str:
+    def submit(self, task: dict[str, Any], exists_ok: bool = False) -> str:
         status, body = self.call("POST", self.task_path, task)
+        if exists_ok and status == 400 and "already exists" in _message(body):
+            return task["id"]
         if status != 200 or not isinstance(body, dict) or "task" not in body:
             raise TerminalError(f"Druid refused the ingestion task for {task['spec']['dataSchema']['dataSource']} "
                                 f"(HTTP {status}): {_message(body)}")
@@ -126,6 +150,15 @@ class DruidClient:
         status, body = self.call("GET", f"/druid/indexer/v1/task/{_quote(task_id)}/status")
         if status != 200 or not isinstance(body, dict) or not body.get("status"):
             raise TransientError(f"Druid does not know task {task_id} (HTTP {status})")
+        return body["status"]
+
+    def find(self, task_id: str) -> dict[str, Any] | None:
+        """The task's status, or None when Druid has no such task."""
+        status, body = self.call("GET", f"/druid/indexer/v1/task/{_quote(task_id)}/status")
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(body, dict) or not body.get("status"):
+            raise TransientError(f"Druid did not report task {task_id} (HTTP {status}): {_message(body)}")
         return body["status"]
 
     def report(self, task_id: str) -> dict[str, Any]:
@@ -144,9 +177,37 @@ class DruidClient:
         """Mark every segment of a datasource unused (Druid then unloads it)."""
         self.call("DELETE", f"/druid/coordinator/v1/datasources/{_quote(datasource)}")
 
-    def loaded(self, datasource: str) -> bool:
+    def remove(self, datasource: str) -> None:
+        """Drop a datasource and free its deep storage: mark every segment unused, then submit a
+        `kill` task, which deletes unused segments from deep storage and the metadata store (not
+        waited for: a kill that does not run is retried by the next run's cleanup)."""
+        self.drop(datasource)
+        self.call("POST", self.task_path, {"type": "kill", "dataSource": datasource, "interval": ALL_INTERVAL})
+
+    def datasources(self) -> list[str]:
+        """Every datasource the metadata store knows, with used or only unused segments."""
+        status, body = self.call("GET", "/druid/coordinator/v1/metadata/datasources?includeUnused")
+        if status != 200 or not isinstance(body, list):
+            raise TransientError(f"Druid did not list its datasources (HTTP {status}): {_message(body)}")
+        return [str(name) for name in body]
+
+    def used_interval(self, datasource: str) -> tuple[int, int] | None:
+        """(start, end) millis spanning every used segment of the datasource (tombstones included),
+        read from the metadata store; None when it has none."""
+        status, body = self.call("POST", f"/druid/coordinator/v1/metadata/datasources/{_quote(datasource)}"
+                                         "/segments?full", [ALL_INTERVAL])
+        if status in (204, 404) or (status == 200 and not body):
+            return None
+        if status != 200 or not isinstance(body, list):
+            raise TransientError(f"Druid did not list the segments of {datasource} (HTTP {status}): "
+                                 f"{_message(body)}")
+        bounds = [_interval_millis(segment["interval"]) for segment in body]
+        return min(b[0] for b in bounds), max(b[1] for b in bounds)
+
+    def loaded(self, datasource: str, interval: str) -> bool:
+        """Every used segment of the datasource in `interval` is served by a historical."""
         status, body = self.call("GET", f"/druid/coordinator/v1/datasources/{_quote(datasource)}/loadstatus"
-                                        "?forceMetadataRefresh=true")
+                                        f"?forceMetadataRefresh=true&interval={_quote(interval)}")
         if status == 204:
             return True  # no used segments: nothing to load
         return status == 200 and isinstance(body, dict) and float(body.get(datasource, 0)) >= 100.0
@@ -157,6 +218,17 @@ class DruidClient:
         if status != 200:
             raise TerminalError(f"Druid SQL failed (HTTP {status}): {_message(body)}")
         return body
+
+    def sql_if_known(self, query: str) -> list[dict[str, Any]] | None:
+        """Like `sql`, but None while the broker does not know a table of the query yet (a new
+        datasource reaches SQL's schema a moment after its first segment is served)."""
+        status, body = self.call("POST", self.sql_path, {"query": query, "resultFormat": "object",
+                                                         "context": {"sqlTimeZone": "Etc/UTC"}})
+        if status == 200:
+            return body
+        if status in (400, 404) and "not found" in _message(body):
+            return None
+        raise TerminalError(f"Druid SQL failed (HTTP {status}): {_message(body)}")
 
 
 def _json(raw: bytes) -> Any:
@@ -201,13 +273,31 @@ class DruidSink(Sink):
         if ROWS_METRIC in names or self.ts in self.options.dimensions:
             raise TerminalError(f"target.dimensions: {ROWS_METRIC!r} is reserved and the timestamp column "
                                 f"cannot be a dimension")
-        self._client().health()
+        client = self._client()
+        client.health()
         folder = RunDir(self.spec.name, run_id).path / "druid"
         for sub in ("data", "meta"):
             for stale in (folder / sub).glob("*"):
                 stale.unlink()
-        staging = f"{self.options.datasource}__accelsync_{safe_run_id(run_id)}"
+        staging = staging_name(self.options.datasource, run_id)
+        self._remove_dead_staging(client, staging)
         return {"datasource": self.options.datasource, "staging_datasource": staging}
+
+    def _remove_dead_staging(self, client: DruidClient, current: str) -> None:
+        """Remove the staging datasources that runs of this sync left behind: a run drops its own on
+        every way it ends, so one still there belongs to a run that was killed. A staging datasource
+        of another sync's run (one datasource fed by two syncs) is left to that sync."""
+        prefix = staging_name(self.options.datasource, "")
+        for name in client.datasources():
+            if not name.startswith(prefix) or name == current:
+                continue
+            run_id = name[len(prefix):]
+            runs = list((home() / "runs").glob(f"*/{run_id}"))
+            if runs and not any(r.parent.name == self.spec.name for r in runs):
+                continue
+            log.warning("%s: removing %s, the staging datasource of run %s, which did not finish",
+                        self.spec.name, name, run_id)
+            client.remove(name)
 
     def open_writer(self, context: dict[str, Any]) -> BatchWriter:
         return _DruidWriter(self, context)
@@ -234,22 +324,49 @@ class DruidSink(Sink):
                        dimensions=parts[0]["dimensions"] if parts else [],
                        intervals=_intervals(chunks, self.options.granularity.segment))
         client = self._client()
-        client.drop(context["staging_datasource"])  # a rerun of this run id starts from nothing
+        staging = context["staging_datasource"]
+        client.drop(staging)  # a rerun of this run id starts from nothing
+        context["druid_rows"] = 0
         if not context["staged_rows"]:
             return context
-        task = self.task(context, context["staging_datasource"], staging=True)
-        task_id = client.submit(task)
-        context["staging_task"] = task_id
-        self._wait(client, task_id, deadline, "staging")
-        rows = client.sql(f"SELECT SUM({_ident(ROWS_METRIC)}) AS n FROM {_ident(context['staging_datasource'])}")
-        context["ingested_rows"] = int(rows[0]["n"] or 0) if rows else 0
-        if context["ingested_rows"] != context["staged_rows"]:
-            raise TerminalError(f"Druid staging task {task_id} ingested {context['ingested_rows']} of the "
-                                f"{context['staged_rows']} staged rows into {context['staging_datasource']}")
+        try:
+            task_id = client.submit(self.task(context, staging, staging=True))
+            context["staging_task"] = task_id
+            self._wait(client, task_id, deadline, "staging", _span(context["intervals"]))
+            context.update(self._served_staging(client, context, task_id, deadline))
+        except BaseException:
+            # Nothing staged outlives a failed run: FAILED, timed out, or anything else.
+            self._remove_quietly(client, staging)
+            raise
         return context
 
-    def task(self, context: dict[str, Any], datasource: str, staging: bool) -> dict[str, Any]:
-        """The native batch task over the staged files, into the staging or the real datasource."""
+    def _served_staging(self, client: DruidClient, context: dict[str, Any], task_id: str,
+                        deadline: float | None) -> dict[str, int]:
+        """Wait until the broker serves every staged row; the rows ingested and Druid's row count
+        (after rollup). The coordinator reports segments loaded a moment before the broker routes
+        queries to them, and a new datasource reaches SQL's schema a moment later still."""
+        staging = _ident(context["staging_datasource"])
+        query = f"SELECT SUM({_ident(ROWS_METRIC)}) AS n, COUNT(*) AS druid_rows FROM {staging}"
+        limit = time.monotonic() + SERVED_GRACE
+        while True:
+            rows = client.sql_if_known(query)
+            ingested = int(rows[0]["n"] or 0) if rows else 0
+            if ingested == context["staged_rows"]:
+                return {"ingested_rows": ingested, "druid_rows": int(rows[0]["druid_rows"])}
+            if deadline is not None and time.monotonic() > deadline:
+                raise SyncTimeout(f"timeout: Druid served {ingested} of the {context['staged_rows']} rows of "
+                                  f"staging task {task_id} at the spec's timeout "
+                                  f"({format_duration(self.spec.timeout)})")
+            if time.monotonic() > limit:
+                raise TerminalError(f"Druid staging task {task_id} ingested {ingested} of the "
+                                    f"{context['staged_rows']} staged rows into {context['staging_datasource']}")
+            time.sleep(0.5)
+
+    def task(self, context: dict[str, Any], datasource: str, staging: bool,
+             intervals: list[str] | None = None, task_id: str | None = None) -> dict[str, Any]:
+        """The native batch task over the staged files, into the staging or the real datasource.
+        With `intervals` (replace), every time chunk of those intervals is replaced: chunks without
+        a staged row are emptied (`dropExisting`: Druid writes tombstones over them)."""
         metrics = [{"type": m.type, "name": m.name, **({"fieldName": m.field} if m.field else {})}
                    for m in self.options.metrics]
         if staging:
@@ -258,19 +375,29 @@ class DruidSink(Sink):
         granularity_spec = {"type": "uniform", "segmentGranularity": granularity.segment.upper(),
                             "queryGranularity": granularity.query.upper(), "rollup": granularity.rollup}
         append = not staging and self.options.mode == "append"
-        if not staging and not append:
-            granularity_spec["intervals"] = context["intervals"]
+        if intervals:
+            granularity_spec["intervals"] = intervals
         extra = self._conn().extra
+        staged = Path(context["staged_dir"])
+        if not any(staged.glob("part-*.json")):  # an empty full read: replace with no rows at all
+            staged.mkdir(parents=True, exist_ok=True)
+            (staged / "part-empty.json").touch()
         if str(extra.get("input_source", "local")) == "inline":
-            data = "".join(p.read_text(encoding="utf-8") for p in sorted(Path(context["staged_dir"]).glob("part-*.json")))
+            data = "".join(p.read_text(encoding="utf-8") for p in sorted(staged.glob("part-*.json")))
+            if not data and intervals:
+                # Druid refuses an empty inline input: one row just before the replaced span,
+                # which Druid throws away (outside `intervals`), stands for "no rows".
+                before = _interval_millis(intervals[0])[0] - 1
+                data = json.dumps({self.ts: before}) + "\n"
             source = {"type": "inline", "data": data}
         else:
-            source = {"type": "local", "baseDir": context["staged_dir"], "filter": "part-*.json"}
+            source = {"type": "local", "baseDir": str(staged), "filter": "part-*.json"}
         task_context = dict(extra.get("task_context") or {})
         if isinstance(extra.get("task_context"), str):
             task_context = json.loads(extra["task_context"])
         return {
             "type": "index_parallel",
+            **({"id": task_id} if task_id else {}),
             "spec": {
                 "dataSchema": {
                     "dataSource": datasource,
@@ -281,14 +408,14 @@ class DruidSink(Sink):
                     "granularitySpec": granularity_spec,
                 },
                 "ioConfig": {"type": "index_parallel", "inputSource": source, "inputFormat": {"type": "json"},
-                             "appendToExisting": append, "dropExisting": False},
+                             "appendToExisting": append, "dropExisting": bool(intervals)},
                 "tuningConfig": {"type": "index_parallel", "maxParseExceptions": 0,
                                  "maxSavedParseExceptions": 10, "maxNumConcurrentSubTasks": 1},
             },
             "context": task_context,
         }
 
-    def _wait(self, client: DruidClient, task_id: str, deadline: float | None, what: str) -> None:
+    def _wait(self, client: DruidClient, task_id: str, deadline: float | None, what: str, interval: str) -> None:
         """Poll the task (and then segment loading) until done; shut it down past the deadline."""
         pause = 0.05
         limit = float(self._conn().extra.get("poll_seconds", 0.5))
@@ -300,6 +427,7 @@ class DruidSink(Sink):
             if state == "FAILED":
                 report = client.report(task_id)
                 message = report.get("errorMsg") or status.get("errorMsg") or "no errorMsg"
+                message = message.strip().splitlines()[0]  # Druid appends the Java stack trace
                 saved = (report.get("unparseableEvents") or {}).get("buildSegments") or []
                 details = "; ".join(d for event in saved[-3:] for d in event.get("details") or [])
                 raise TerminalError(f"Druid {what} task {task_id} FAILED: {message}" +
@@ -311,7 +439,7 @@ class DruidSink(Sink):
             time.sleep(pause)
             pause = min(pause * 2, limit)
         datasource = status.get("dataSource")
-        while datasource and not client.loaded(datasource):
+        while datasource and not client.loaded(datasource, interval):
             if deadline is not None and time.monotonic() > deadline:
                 raise SyncTimeout(f"timeout: the segments of Druid task {task_id} were not loaded by the "
                                   f"spec's timeout ({format_duration(self.spec.timeout)})")
@@ -409,24 +537,36 @@ class DruidSink(Sink):
 
     def _query_some_groups(self, groups: list[tuple], dims: list[str], context: dict[str, Any],
                            metrics: list) -> dict[tuple, dict]:
-        by_time = self.options.granularity.query != "all"
-        terms = []
-        for group in groups:
-            tests = [f"__time = {_timestamp_literal(group[0])}"] if by_time else []
-            tests += [f"{_ident(d)} IS NULL" if v is None else f"{_ident(d)} = {_literal(v)}"
-                      for d, v in zip(dims, group[1:])]
-            terms.append("(" + " AND ".join(tests or ["TRUE"]) + ")")
+        """One query for these groups: filtered by IN lists of their times and of each dimension's
+        values (a superset, narrowed here), not by an OR of one AND per group, which Druid's SQL
+        planner (Calcite) takes a long time and hundreds of MB to simplify."""
+        tests = []
+        if self.options.granularity.query != "all":
+            # As millis: Druid turns a long IN list into SCALAR_IN_ARRAY, which takes no timestamps.
+            times = sorted({_instant_millis(g[0]) for g in groups})
+            tests.append(f"TIMESTAMP_TO_MILLIS(__time) IN ({', '.join(str(t) for t in times)})")
+        for index, dim in enumerate(dims, start=1):
+            values = {g[index] for g in groups}
+            known = sorted((v for v in values if v is not None), key=repr)
+            terms = [f"{_ident(dim)} IN ({', '.join(_literal(v) for v in known)})"] if known else []
+            if None in values:
+                terms.append(f"{_ident(dim)} IS NULL")
+            tests.append("(" + " OR ".join(terms) + ")")
         aggregates = [f'SUM({_ident(ROWS_METRIC)}) AS {_ident(ROWS_METRIC)}']
         for metric in metrics:
             kind = "MIN" if metric.type.endswith("Min") else "MAX" if metric.type.endswith("Max") else "SUM"
             aggregates.append(f"{kind}({_ident(metric.name)}) AS {_ident(metric.name)}")
         columns = ", ".join(["__time"] + [_ident(d) for d in dims])
-        query = (f"SELECT {columns}, {', '.join(aggregates)} FROM {_ident(context['staging_datasource'])} "
-                 f"WHERE {' OR '.join(terms)} GROUP BY {columns}")
+        where = f" WHERE {' AND '.join(tests)}" if tests else ""
+        query = (f"SELECT {columns}, {', '.join(aggregates)} FROM {_ident(context['staging_datasource'])}"
+                 f"{where} GROUP BY {columns}")
+        wanted = set(groups)
         found = {}
         for row in self._client().sql(query):
             time_key = ALL_TIME if self.options.granularity.query == "all" else row["__time"]
-            found[(time_key, *[row[d] for d in dims])] = row
+            key = (time_key, *[row[d] for d in dims])
+            if key in wanted:
+                found[key] = row
         return found
 
     def _snapshot_files(self, context: dict[str, Any]) -> list[str]:
@@ -464,27 +604,116 @@ class DruidSink(Sink):
     # -- publish -------------------------------------------------------------------------------
 
     def publish(self, context: dict[str, Any]) -> dict[str, Any]:
+        """Ingest the staged files into the datasource, wait until the broker serves them, then
+        remove the staging datasource. Safe to call again for the same run (a retried or
+        rolled-forward publish): the task is named after the run and recorded before it is
+        submitted, so an append is submitted at most once per run, and a replace converges."""
         client = self._client()
         datasource = self.options.datasource
+        deadline = time.monotonic() + self.spec.timeout.total_seconds()
+        record_file = Path(context["run_dir"]) / "druid" / "publish.json"
+        record = json.loads(record_file.read_text()) if record_file.exists() else {}
         result = {"datasource": datasource, "mode": self.options.mode, "rows": context.get("staged_rows", 0)}
-        if context.get("staged_rows"):
-            record = Path(context["run_dir"]) / "druid" / "publish.json"
-            task_id = json.loads(record.read_text())["task"] if record.exists() else None
-            if task_id is not None:
-                state = client.status(task_id).get("statusCode")
-                task_id = None if state == "FAILED" else task_id
-            if task_id is None:
-                task_id = client.submit(self.task(context, datasource, staging=False))
-                write_json_atomic(record, {"task": task_id})
-            deadline = time.monotonic() + self.spec.timeout.total_seconds()
-            self._wait(client, task_id, deadline, "publish")
-            result.update(task=task_id, intervals=context["intervals"] if self.options.mode == "replace" else None)
-        client.drop(context["staging_datasource"])
+        submit = False
+        if record.get("task"):
+            status = client.find(record["task"])
+            if status is None:
+                submit = True  # recorded, then killed before Druid had it
+            elif (status.get("statusCode") or status.get("status")) == "FAILED":
+                record = {"attempt": record.get("attempt", 1) + 1}  # a FAILED task changed nothing
+        if not record.get("task"):
+            record = self._plan_publish(client, context, record)
+            submit = bool(record.get("task"))
+            if submit:
+                write_json_atomic(record_file, record)  # before submitting: a retry finds this task
+        if submit:
+            client.submit(self.task(context, datasource, staging=False, intervals=record.get("intervals"),
+                                    task_id=record["task"]), exists_ok=True)
+        if record.get("task"):
+            served = _span(record.get("intervals") or context["intervals"])
+            self._wait(client, record["task"], deadline, "publish", served)
+            self._wait_published(client, context, record, deadline)
+            result.update(task=record["task"], intervals=record.get("intervals"))
+        self._remove_quietly(client, context["staging_datasource"])
         return result
 
+    def _plan_publish(self, client: DruidClient, context: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """The publish task's id and what it covers, or no task when there is nothing to change.
+
+        replace: every time chunk from the first to the last of (the datasource's used segments,
+        this run's rows), so the datasource holds exactly the run's rows afterwards; append: this
+        run's rows, and the rows already there (the broker must then serve that many more)."""
+        attempt = record.get("attempt", 1)
+        name = f"accelsync_{self.options.mode}_{self.options.datasource}_{safe_run_id(Path(context['run_dir']).name)}"
+        task_id = name if attempt == 1 else f"{name}_{attempt}"
+        if self.options.mode == "append":
+            if not context.get("staged_rows"):
+                return {}
+            return {"task": task_id, "attempt": attempt,
+                    "before": self._count(client, self.options.datasource, context["intervals"])}
+        intervals = self._replace_intervals(client, context)
+        if intervals == [ALL_INTERVAL] and not context.get("staged_rows") and \
+                str(self._conn().extra.get("input_source", "local")) == "inline":
+            client.drop(self.options.datasource)  # see task(): no inline input can be empty here
+            return {}
+        return {"task": task_id, "attempt": attempt, "intervals": intervals} if intervals else {}
+
+    def _replace_intervals(self, client: DruidClient, context: dict[str, Any]) -> list[str] | None:
+        segment = self.options.granularity.segment
+        bounds = [_interval_millis(i) for i in context["intervals"]]
+        existing = client.used_interval(self.options.datasource)
+        if existing:
+            bounds.append(existing)
+        if not bounds:
+            return None  # no row now, none before: nothing to replace
+        if segment == "all":
+            return [ALL_INTERVAL]
+        start = _floor_one(min(b[0] for b in bounds), segment)
+        end = _next_one(_floor_one(max(b[1] for b in bounds) - 1, segment), segment)
+        return [f"{_iso_one(start)}/{_iso_one(end)}"]
+
+    def _count(self, client: DruidClient, datasource: str, intervals: list[str]) -> int:
+        """Druid rows (after rollup) the broker serves in these intervals (0 for an unknown table)."""
+        where = _where_intervals(intervals)
+        rows = client.sql_if_known(f"SELECT COUNT(*) AS n FROM {_ident(datasource)}{where}")
+        return int(rows[0]["n"]) if rows else 0
+
+    def _wait_published(self, client: DruidClient, context: dict[str, Any], record: dict[str, Any],
+                        deadline: float) -> None:
+        """Return once the broker serves the published rows, so a reader right after publish (a
+        downstream DAG) sees them: replace, exactly the staged Druid rows over the replaced
+        intervals; append, the rows that were there plus the staged ones."""
+        datasource = self.options.datasource
+        wanted = context.get("druid_rows", 0)
+        limit = min(deadline, time.monotonic() + SERVED_GRACE)
+        while True:
+            if self.options.mode == "replace":
+                count = self._count(client, datasource, record["intervals"])
+                if count == wanted:
+                    return
+            else:
+                count = self._count(client, datasource, context["intervals"])
+                if count >= record["before"] + wanted:
+                    return
+            if time.monotonic() > limit:
+                raise TransientError(f"Druid publish task {record['task']} succeeded, but the broker serves "
+                                     f"{count} rows of {datasource} where {wanted} were published")
+            time.sleep(0.5)
+
     def discard(self, context: dict[str, Any]) -> None:
+        """Remove this run's staging datasource (its segments marked unused, then killed); a Druid
+        that does not answer now leaves it to the next run, without hiding the run's own failure."""
         if context.get("staging_datasource"):
-            self._client().drop(context["staging_datasource"])
+            self._remove_quietly(self._client(), context["staging_datasource"])
+
+    def _remove_quietly(self, client: DruidClient, datasource: str) -> None:
+        """Remove a staging datasource without hiding the error at hand: if Druid does not answer,
+        the next run of the sync removes it."""
+        try:
+            client.remove(datasource)
+        except Exception as exc:  # noqa: BLE001 - a cleanup never replaces the run's own outcome
+            log.warning("could not remove the staging datasource %s (%s); the next run removes it",
+                        datasource, exc)
 
     def _conn(self) -> Connection:
         return get_connection(self.options.connection)
@@ -850,7 +1079,7 @@ def chunk_starts(millis: pa.Array, granularity: str) -> set[int]:
 def _intervals(starts: list[int], granularity: str) -> list[str]:
     """Chunks merged into as few ISO intervals as possible (Druid's granularitySpec.intervals)."""
     if granularity == "all" and starts:
-        return ["-146136543-09-08T08:23:32.096Z/146140482-04-24T15:36:27.903Z"]
+        return [ALL_INTERVAL]
     merged: list[list[int]] = []
     for start in starts:
         end = _next_one(start, granularity)
@@ -859,6 +1088,48 @@ def _intervals(starts: list[int], granularity: str) -> list[str]:
         else:
             merged.append([start, end])
     return [f"{_iso_one(s)}/{_iso_one(e)}" for s, e in merged]
+
+
+def staging_name(datasource: str, run_id: str) -> str:
+    """The staging datasource of a run: `<datasource>__accelsync_<run id>`."""
+    return f"{datasource}__accelsync_{safe_run_id(run_id)}"
+
+
+def _interval_millis(interval: str) -> tuple[int, int]:
+    """(start, end) millis of an ISO interval as Druid writes it; Druid's ETERNITY bounds too."""
+    return tuple(_instant_millis(part) for part in interval.split("/"))  # type: ignore[return-value]
+
+
+def _instant_millis(text: str) -> int:
+    if text == ALL_INTERVAL.split("/")[0]:
+        return MIN_MILLIS
+    if text == ALL_INTERVAL.split("/")[1]:
+        return MAX_MILLIS
+    return _utc_millis(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def _span(intervals: list[str]) -> str:
+    """One interval from the first start to the last end (the coordinator's load status takes one)."""
+    if not intervals:
+        return ALL_INTERVAL
+    bounds = [_interval_millis(i) for i in intervals]
+    start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    if start <= MIN_MILLIS or end >= MAX_MILLIS:
+        return ALL_INTERVAL
+    return f"{_iso_one(start)}/{_iso_one(end)}"
+
+
+def _where_intervals(intervals: list[str]) -> str:
+    """A SQL WHERE clause on __time for these intervals ("" for all of time)."""
+    terms = []
+    for interval in intervals:
+        start, end = _interval_millis(interval)
+        if start <= MIN_MILLIS and end >= MAX_MILLIS:
+            return ""
+        tests = ([f"__time >= {_timestamp_literal(_iso_one(start))}"] if start > MIN_MILLIS else []) + \
+                ([f"__time < {_timestamp_literal(_iso_one(end))}"] if end < MAX_MILLIS else [])
+        terms.append("(" + " AND ".join(tests) + ")")
+    return " WHERE " + " OR ".join(terms) if terms else ""
 
 
 def _iso_one(millis: int) -> str:
