@@ -6,12 +6,11 @@ source plans and reads as in a run."""
 
 from __future__ import annotations
 
-import json
 
 import pyarrow as pa
 import pytest
 
-from accelsync.dirty import DirtyLog, read_dirty
+from accelsync.dirty import DirtyLog
 from accelsync.registry import source_class
 from accelsync.spec import parse_spec
 from test_kafka_source import produce, topic  # noqa: F401 (fixture)

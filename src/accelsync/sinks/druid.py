@@ -736,17 +736,12 @@ def _snapshot_reader(path: str, columns: list[str] | None = None) -> tuple[pa.Sc
 # ---------------------------------------------------------------- the write task
 
 class _DruidWriter(BatchWriter):
-    """Appends this Spark task's rows as JSON lines to its part file; renames it into place at flush."""
+    """Appends this task's rows as JSON lines to its part file; renames it into place at flush."""
 
     def __init__(self, sink: DruidSink, context: dict[str, Any]):
-        from pyspark import TaskContext
-
         self.sink = sink
-        owner = context.get("writer")  # set by accelsync.tasks; one name per task on either engine
-        if owner is None:
-            task = TaskContext.get()
-            owner = f"{task.partitionId() if task else 0:05d}"
-        part = f"part-{owner}"
+        # `writer` (set by accelsync.tasks) names the task on either engine, the same for a retry
+        part = f"part-{context['writer']}"
         folder = Path(context["run_dir"]) / "druid"
         self.path = folder / "data" / f"{part}.json"
         self.meta = folder / "meta" / f"{part}.json"
