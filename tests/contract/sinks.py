@@ -139,4 +139,13 @@ class DruidHarness(SinkHarness):
         return found
 
     def leftovers(self):
-        return [d for d in self.f["druid"].datasources() if d.startswith(self.datasource + "__accelsync_")]
+        """Staging datasources of the sync still served (the coordinator's list converges within
+        seconds of a drop, so this waits up to a minute for it)."""
+        import time
+
+        deadline = time.monotonic() + 60
+        while True:
+            staged = [d for d in self.f["druid"].datasources() if d.startswith(self.datasource + "__accelsync_")]
+            if not staged or time.monotonic() > deadline:
+                return staged
+            time.sleep(1)

@@ -155,22 +155,23 @@ class MysqlSourceReader(Source):
 
     def _incremental(self, cursor, conditions: list[str], fields) -> tuple[list[str], dict]:
         """Rows from the saved watermark (itself included, minus `lookback`) up to the column's
-        maximum now. The watermark's own value is read again because a row committed after the
-        last run may carry it too (a DATETIME holds whole seconds); keyed targets absorb the
-        re-read rows, and the spec refuses targets that would count them twice."""
+        maximum now, and rows whose column is NULL. The watermark's own value is read again
+        because a row committed after the last run may carry it too (a DATETIME holds whole
+        seconds); keyed targets absorb the re-read rows, and the spec refuses targets that would
+        count them twice."""
         incremental = self.options.incremental
         column = quote_identifier(incremental.column)
         where = " AND ".join(conditions) or "1=1"
         cursor.execute(f"SELECT MAX({column}) FROM {quote_identifier(self.options.table)} WHERE {where}")
         upper = cursor.fetchone()[0]
         saved = load_state(self.spec.name).get("watermark")
-        bounded = list(conditions)
-        if saved is not None:
-            bounded.append(f"{column} >= {self._lower_bound(cursor, saved, fields)}")
-        if upper is None:
-            bounded.append("1=0")
-        else:
-            bounded.append(f"{column} <= %s" % _literal(cursor, upper))
+        # Rows whose column is NULL have no place in the order: they are read by every run (keyed
+        # targets converge), never left behind.
+        window = [] if upper is None else [f"{column} <= %s" % _literal(cursor, upper)]
+        if saved is not None and upper is not None:
+            window.insert(0, f"{column} >= {self._lower_bound(cursor, saved, fields)}")
+        in_window = " AND ".join(window) if window else "1=0"
+        bounded = [*conditions, f"({column} IS NULL OR ({in_window}))"]
         return bounded, {"lower": saved, "lookback": _lookback_text(incremental.lookback),
                          "upper": None if upper is None else str(upper)}
 
