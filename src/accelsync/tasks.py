@@ -77,9 +77,11 @@ def write_batches(options: dict[str, str], batches, task_index: int, partition: 
     from accelsync.sinks.base import write_partition
 
     spec = spec_of(options)
-    context = json.loads(options["context"])
     run_dir = options["run_dir"]
     owner = f"{task_index:05d}" if partition is None else f"p{partition:05d}"
+    # `writer` names this task's output where a sink stages files (Druid's part files): unique
+    # among the run's tasks on either engine, and the same for a retry of the same partition.
+    context = {**json.loads(options["context"]), "writer": owner}
     name = f"write-{owner}-{uuid.uuid4().hex[:8]}"
     channels = max(1, int(options["channels"]))
     max_dirty = json.loads(options.get("max_dirty") or "null")  # ErrorLimit.task_cap, from the driver

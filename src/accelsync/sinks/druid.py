@@ -2,7 +2,7 @@
 and publish by ingesting the same files into the real datasource.
 
 Staging, step by step:
-- **write** (Spark tasks): each task writes its rows to `<run dir>/druid/data/part-<n>.json`
+- **write** (tasks of either engine): each task writes its rows to `<run dir>/druid/data/part-<task>.json`
   (newline JSON: the timestamp as epoch millis, the dimensions, the metric inputs), renamed into
   place only when the task succeeds, so a retried task replaces its own file. Rows whose
   timestamp is NULL or does not parse under `timestamp.format` are dirty records. Nothing reaches
@@ -513,8 +513,11 @@ class _DruidWriter(BatchWriter):
         from pyspark import TaskContext
 
         self.sink = sink
-        task = TaskContext.get()
-        part = f"part-{task.partitionId() if task else 0:05d}"
+        owner = context.get("writer")  # set by accelsync.tasks; one name per task on either engine
+        if owner is None:
+            task = TaskContext.get()
+            owner = f"{task.partitionId() if task else 0:05d}"
+        part = f"part-{owner}"
         folder = Path(context["run_dir"]) / "druid"
         self.path = folder / "data" / f"{part}.json"
         self.meta = folder / "meta" / f"{part}.json"
