@@ -231,3 +231,40 @@ def test_job_with_an_unsupported_writer(datax_db, tmp_path, capsys):
     assert done.stderr.splitlines() == [
         f"{job}: job.content[0].writer.parameter: writer 'mysqlwriter': no accelsync target; fill in `target`",
         f"{job}: this job cannot run unchanged; convert it (accelsync import-datax) and edit the spec"]
+
+
+def test_addax_kafkareader_job(kafka_server, hbase, hbase_rest, tmp_path, run_id):
+    """Addax's kafkareader: JSON messages by key into HBase, the broker list a connection made in
+    memory; a second run reads only what was produced since (offsets committed at publish)."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"dx_clicks_{run_id.replace('-', '_')}"
+    brokers = f"127.0.0.1:{os.environ.get('ACCELSYNC_KAFKA_PORT') or 9092}"
+    admin = AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": brokers})
+    clicks = [{"uid": "u1", "page": "/home", "ts": 1714557600000}, {"uid": "u2", "page": "/cart", "ts": 1714557601000},
+              {"uid": "u1", "page": "/pay", "ts": 1714557602500}]
+    for click in clicks[:2]:
+        producer.produce(topic, json.dumps(click).encode())
+    producer.flush(30)
+    hbase.create_table("dx_clicks", {"c": {"max_versions": 3}})
+    job = write_job(tmp_path, "clicks", {"name": "kafkareader", "parameter": {
+        "brokerList": brokers, "topic": topic, "column": ["uid", "page", "ts"],
+        "properties": {"auto.offset.reset": "earliest"}}},
+        hbase_writer("dx_clicks", [{"index": 0, "type": "string"}], [{"index": 1, "name": "c:page", "type": "string"}],
+                     versionColumn={"index": 2}),
+        {"speed": {"channel": 1}, "errorLimit": {"record": 0}})
+
+    done, summary = run_job(job, tmp_path / "home")
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    assert (summary["status"], summary["read"], summary["written"]) == ("published", 2, 2)
+    producer.produce(topic, json.dumps(clicks[2]).encode())
+    producer.flush(30)
+    done, summary = run_job(job, tmp_path / "home")
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    assert (summary["status"], summary["read"], summary["written"]) == ("published", 1, 1)
+    assert hbase_rest.cells(f"{PREFIX}_dx_clicks") == {
+        b"u1": {b"c:page": [(b"/pay", 1714557602500), (b"/home", 1714557600000)]},
+        b"u2": {b"c:page": [(b"/cart", 1714557601000)]}}

@@ -330,3 +330,13 @@ def test_new_writes_a_starter_that_validates(tmp_path, capsys, monkeypatch, sour
     assert f"dags/syncs/{name}.yaml: ok ({name}: {source} -> {target})" in capsys.readouterr().out
     assert cli.main(["new", name, "--source", source, "--target", target]) == 1  # never overwrites
     assert capsys.readouterr().err == f"accelsync new: dags/syncs/{name}.yaml exists; choose another name or remove it\n"
+
+
+def test_addax_layout_connection_object_and_plain_strings(tmp_path):
+    """Addax writes `connection` as one object and `jdbcUrl` / `table` as plain strings."""
+    job = copy.deepcopy(MYSQL_HBASE)
+    reader = job["job"]["content"][0]["reader"]["parameter"]
+    reader["connection"] = {"table": "users", "jdbcUrl": "jdbc:mysql://db.example:3307/shop"}
+    conversion = convert_file(job_file(tmp_path, job))
+    assert conversion.spec["source"]["table"] == "users"
+    assert conversion.spec["source"]["connection"] == "mysql_db_example_3307_shop_datax"
