@@ -340,3 +340,14 @@ def test_addax_layout_connection_object_and_plain_strings(tmp_path):
     conversion = convert_file(job_file(tmp_path, job))
     assert conversion.spec["source"]["table"] == "users"
     assert conversion.spec["source"]["connection"] == "mysql_db_example_3307_shop_datax"
+
+
+@pytest.mark.parametrize("job", [MYSQL_HBASE, TXT_HBASE, KAFKA_HBASE], ids=["mysql", "txtfile", "kafka"])
+@pytest.mark.parametrize("delimiter", ["|", "\t", ","])
+def test_rendered_yaml_reads_back_as_the_converted_spec(tmp_path, job, delimiter):
+    job = copy.deepcopy(job)
+    reader = job["job"]["content"][0]["reader"]["parameter"]
+    if "fieldDelimiter" in reader:
+        reader["fieldDelimiter"] = delimiter
+    conversion = convert_file(job_file(tmp_path, job))
+    assert yaml.safe_load(render(conversion)) == conversion.spec
