@@ -1,4 +1,4 @@
-"""The `accelsync` command: validate, run, schema, pools, devstack, demo."""
+"""The `accelsync` command: validate, run, import-datax, new, schema, pools, devstack, demo."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def cmd_validate(args) -> int:
     bad = 0
     for path in files:
         try:
-            spec = load_spec(path)
+            spec = _load(path)
             _check_suite(spec, str(path))
         except SpecError as exc:
             bad += 1
@@ -44,13 +44,20 @@ def _check_suite(spec, path: str) -> None:
         raise SpecError(path, [("quality.suite", line) for line in exc.lines()]) from None
 
 
+def _load(path):
+    """A spec file, or a DataX job file (`.json`) converted in memory with its inline connections."""
+    from accelsync.datax import is_job_file, load_spec_from_job
+    from accelsync.spec import load_spec
+
+    return load_spec_from_job(path) if is_job_file(path) else load_spec(path)
+
+
 def cmd_run(args) -> int:
     from accelsync import pipeline
-    from accelsync.spec import load_spec
     from accelsync.summary import render
 
     try:
-        spec = load_spec(args.spec)
+        spec = _load(args.spec)
     except SpecError as exc:
         print("\n".join(exc.lines()), file=sys.stderr)
         return 1
@@ -59,6 +66,51 @@ def cmd_run(args) -> int:
     if args.json:
         print(json.dumps(summary, default=str))
     return 0 if summary["status"] == "published" else 1
+
+
+def cmd_import_datax(args) -> int:
+    """Convert a DataX job file into a spec (stdout or -o), saying what was not carried over."""
+    from pathlib import Path
+
+    from accelsync.datax import convert_file, render
+
+    try:
+        conversion = convert_file(args.job, args.name)
+    except SpecError as exc:
+        print("\n".join(exc.lines()), file=sys.stderr)
+        return 1
+    text = render(conversion)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output} ({conversion.spec['name']}: {conversion.reader} -> {conversion.writer})",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if conversion.connections:
+        print("Define the job's connections (the password is not copied; put yours in place of PASSWORD):",
+              file=sys.stderr)
+        for item in conversion.connections:
+            print(f"  {item.export_line()}", file=sys.stderr)
+    if conversion.unmapped:
+        print(f"Not carried over ({len(conversion.unmapped)}):", file=sys.stderr)
+        for item in conversion.unmapped:
+            print(f"  {item.line()}", file=sys.stderr)
+    return 0
+
+
+def cmd_new(args) -> int:
+    from accelsync.scaffold import write_starter
+
+    try:
+        written = write_starter(args.name, args.source, args.target, args.dir)
+    except (ValueError, FileExistsError) as exc:
+        print(f"accelsync new: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: accelsync validate {written[0]}")
+    return 0
 
 
 def cmd_schema(args) -> int:
@@ -102,15 +154,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accelsync", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    validate = commands.add_parser("validate", help="check spec files or folders")
+    validate = commands.add_parser("validate", help="check spec files or folders (or DataX job files, .json)")
     validate.add_argument("paths", nargs="+")
     validate.set_defaults(func=cmd_validate)
 
     run = commands.add_parser("run", help="run one sync without Airflow: plan, sync, gate, publish")
-    run.add_argument("spec")
+    run.add_argument("spec", help="a spec file, or a DataX job file (.json) run as it is")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON line last on stdout")
     run.add_argument("--run-id", default=None, help="reuse a run id (rerun converges on the same run folder)")
     run.set_defaults(func=cmd_run)
+
+    imp = commands.add_parser("import-datax", help="convert a DataX (or Addax) job file into a sync spec")
+    imp.add_argument("job", help="the DataX job file (JSON)")
+    imp.add_argument("-o", "--output", help="write the spec here (default: stdout)")
+    imp.add_argument("--name", help="the spec's name (default: from the job file's name)")
+    imp.set_defaults(func=cmd_import_datax)
+
+    new = commands.add_parser("new", help="write a commented starter spec and suite")
+    new.add_argument("name", help="the sync's name: lower-case letters, digits and _")
+    new.add_argument("--source", required=True, choices=["mysql", "kafka", "logs"])
+    new.add_argument("--target", required=True, choices=["redis", "hbase", "druid"])
+    new.add_argument("--dir", default=".", help="project folder: writes dags/syncs/NAME.yaml and "
+                                                "expectations/NAME.json under it (default: .)")
+    new.set_defaults(func=cmd_new)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec")
     schema.set_defaults(func=cmd_schema)

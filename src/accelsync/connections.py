@@ -124,6 +124,12 @@ def for_spec(spec) -> str:
     return json.dumps({conn_id: asdict(get_connection(conn_id)) for conn_id in sorted(ids)})
 
 
+def provide(connection: Connection) -> None:
+    """Make a connection resolvable in this process (and the workers it forks) without writing it
+    anywhere: a DataX job's inline credentials, used for that run only (`accelsync run JOB.json`)."""
+    _SHIPPED[connection.conn_id] = connection
+
+
 def install(shipped: str | None) -> None:
     """On a Spark worker: make the driver's resolved connections the ones `get_connection` sees."""
     if shipped:

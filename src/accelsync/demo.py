@@ -1,10 +1,17 @@
-"""`accelsync demo`: the local services, deterministic demo data, every demo DAG run through Airflow.
+"""`accelsync demo`: the local services, deterministic demo data, every demo DAG run through
+Airflow, and one DataX job file run unchanged.
 
-    devstack up (MariaDB, Redis) -> database `accelsync` with `users` and `orders`
-    -> each spec in dags/syncs run as a DAG run of the project-local Airflow (DAG.test)
-    -> each run's DataX-style summary, one state line per DAG, and a check of the Redis keys.
+    devstack up (MariaDB, Redis, Kafka, HBase, Druid)
+    -> demo data: database `accelsync` (`users`, `orders`), Kafka topic `demo_events`, access logs
+       in .accelsync/demo/logs/, the HBase table of the DataX job
+    -> each spec in dags/syncs run as a DAG run of the project-local Airflow (DAG.test):
+       MySQL -> Redis (users, orders), Kafka -> HBase (events), log files -> Druid (access logs),
+       each gated by its GX suite
+    -> examples/datax/users_to_hbase.json (a DataX mysqlreader -> hbase11xwriter job) run as it is
+    -> each run's DataX-style summary, one state line per sync, a check of every target, and
+       where to look (report pages, Data Docs, a redis-cli / HBase / Druid SQL line).
 
-Exit status 0 only when every demo DAG run succeeded and Redis holds every expected demo key.
+Exit status 0 only when every run succeeded and every target holds what it should.
 The data is the same for the same `rows`, and reloading it drops and recreates the tables.
 """
 
@@ -20,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-DEMO_SERVICES = ["mysql", "redis"]
+DEMO_SERVICES = ["mysql", "redis", "kafka", "hbase", "druid"]
 CITIES = ["Berlin", "Paris", "Lisbon", "Tokyo", "São Paulo", "Nairobi"]
 FIRST_NAMES = ["Zoë", "José", "Søren", "Aiko", "Ngozi", "François", "Łukasz", "Mëlanie", "Jürgen",
                "Siobhán", "Ahmet", "Chloé", "李娜", "Дмитрий", "Ολυμπία", "Renée"]
@@ -150,9 +157,15 @@ def main(rows: int = 10_000) -> int:
         return 1
     os.environ.update(devstack.connection_env())
 
-    print(f"== demo data: {rows:,} users, {2 * rows:,} orders")
+    from accelsync import demo_data
+
+    print(f"== demo data: {rows:,} users and {2 * rows:,} orders (MySQL), {rows:,} events (Kafka topic "
+          f"{demo_data.EVENTS_TOPIC}), {rows:,} access log lines ({demo_data.LOG_FOLDER}/)")
     clock = time.monotonic()
     load_data(rows)
+    demo_data.produce_events(rows)
+    demo_data.write_logs(rows, root)
+    demo_data.ensure_datax_table()
     print(f"loaded in {time.monotonic() - clock:.1f}s")
 
     print("== Airflow")
@@ -161,10 +174,30 @@ def main(rows: int = 10_000) -> int:
     print(f"AIRFLOW_HOME={os.environ['AIRFLOW_HOME']}")
     print(f"Airflow and Spark logs of the DAG runs: {log_path}")
     results = run_dags(spec_files([str(root / "dags" / "syncs")]), log_path)
+    print(f"== DataX job {demo_data.DATAX_JOB}, run unchanged (accelsync run {demo_data.DATAX_JOB})")
+    datax = run_datax_job(root / demo_data.DATAX_JOB, log_path)
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its goodbyes at exit are noise here
-    ok = report(results, rows)
+    ok = report(results, rows, datax)
+    where_to_look(results, datax)
     print("demo " + ("succeeded" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+def run_datax_job(job: Path, log_path: Path) -> dict[str, Any] | None:
+    """Run the DataX job file as `accelsync run JOB.json` does; its summary (None if it could not start)."""
+    from accelsync import pipeline
+    from accelsync.datax import load_spec_from_job
+    from accelsync.errors import SpecError
+
+    try:
+        spec = load_spec_from_job(job)
+    except SpecError as exc:
+        print("\n".join(exc.lines()))
+        return None
+    with _output_to(log_path, append=True) as terminal:
+        summary = pipeline.run(spec)
+        terminal.write(f"-- DataX job {spec.name}: {summary['status']}\n")
+    return summary
 
 
 def run_dags(specs: list[Path], log_path: Path) -> list[tuple[Any, Any]]:
@@ -192,13 +225,15 @@ def run_dags(specs: list[Path], log_path: Path) -> list[tuple[Any, Any]]:
     return results
 
 
-def report(results: list[tuple[Any, Any]], rows: int) -> bool:
-    """Print each run's summary, a line per DAG and the Redis check; True when all is well."""
+def report(results: list[tuple[Any, Any]], rows: int, datax: dict[str, Any] | None = None) -> bool:
+    """Print each run's summary, a line per run and the check of every target; True when all is well."""
     from accelsync.summary import render
 
     for spec, result in results:
         if result is not None:
             print(render(_summary(spec, result.run_id)))
+    if datax is not None:
+        print(render(datax))
     print("\n== result")
     ok = bool(results)
     for spec, result in results:
@@ -218,11 +253,65 @@ def report(results: list[tuple[Any, Any]], rows: int) -> bool:
         print(f"{dag_id:<20} redis: {present:,} of {len(keys):,} expected keys present"
               + (f", {unexpected:,} of {len(absent):,} filtered-out keys present" if absent else ""))
         ok = ok and present == len(keys) and unexpected == 0
-    return ok
+    return _check_other_targets(ran, rows, datax) and ok
+
+
+def _check_other_targets(ran: set[str], rows: int, datax: dict[str, Any] | None) -> bool:
+    """HBase rows of the Kafka events and of the DataX job, Druid requests of the access logs."""
+    from accelsync import demo_data
+
+    ok = True
+    if "events_to_hbase" in ran:
+        keys = demo_data.event_keys(rows)
+        present = demo_data.hbase_present(demo_data.EVENTS_TABLE, keys)
+        print(f"{'events_to_hbase':<20} hbase: {present:,} of {len(keys):,} expected rows in {demo_data.EVENTS_TABLE}")
+        ok = ok and present == len(keys)
+    if "access_logs_to_druid" in ran:
+        requests = demo_data.druid_requests(rows)
+        print(f"{'access_logs_to_druid':<20} druid: {requests:,} of {rows:,} requests in {demo_data.ACCESS_DATASOURCE}")
+        ok = ok and requests == rows
+    if datax is None:
+        print(f"{'DataX job':<20} not run")
+        return False
+    keys = [f"user_{i}".encode() for i in range(1, rows + 1)]
+    present = demo_data.hbase_present(demo_data.DATAX_TABLE, keys)
+    print(f"{datax['name']:<20} {datax['status']:<8} (DataX job {demo_data.DATAX_JOB}) hbase: {present:,} of "
+          f"{rows:,} expected rows in {demo_data.DATAX_TABLE}")
+    return ok and datax["status"] == "published" and present == rows
+
+
+def where_to_look(results: list[tuple[Any, Any]], datax: dict[str, Any] | None) -> None:
+    """The closing lines: the report pages, the Data Docs of each run, a line to see each target."""
+    from accelsync import airflow_env, demo_data, runs
+
+    print("\n== where to look")
+    print("Sync report pages (Airflow UI): in another shell, from this folder:")
+    print(f"  export AIRFLOW_HOME={airflow_env.airflow_home()} AIRFLOW__CORE__DAGS_FOLDER={airflow_env.repo_root() / 'dags'} "
+          f"AIRFLOW__CORE__PLUGINS_FOLDER={airflow_env.repo_root() / 'plugins'} AIRFLOW__CORE__LOAD_EXAMPLES=False "
+          f"ACCELSYNC_HOME={runs.home()}")
+    print("  .venv/bin/airflow standalone    # then open http://localhost:8080/accelsync/ "
+          "(one sync: http://localhost:8080/accelsync/syncs/<name>)")
+    print("Data Docs (Great Expectations, each gated run):")
+    for spec, result in results:
+        docs = _summary(spec, result.run_id).get("data_docs") if result is not None else None
+        if docs:
+            print(f"  {spec.name}: {docs}")
+    print(f"Run folders: {runs.home() / 'runs'}/<sync>/<run id>/ (summary.json, gate.json, dirty/)")
+    print("See the data:")
+    print("  redis-cli -p 6379 HGETALL user:7")
+    print(f"  .venv/bin/python -c \"import happybase; t = happybase.Connection('127.0.0.1', 9090)"
+          f".table('{demo_data.EVENTS_TABLE}'); print(list(t.scan(row_prefix=b'14_', limit=3)))\"")
+    print(f"  .venv/bin/python -c \"import happybase; print(happybase.Connection('127.0.0.1', 9090)"
+          f".table('{demo_data.DATAX_TABLE}').row(b'user_7'))\"")
+    print("  curl -s -X POST -H 'Content-Type: application/json' http://127.0.0.1:8888/druid/v2/sql -d "
+          f"'{{\"query\": \"SELECT path, status, SUM(requests) AS requests, SUM(bytes) AS bytes FROM "
+          f"{demo_data.ACCESS_DATASOURCE} GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5\"}}'")
+    if datax is not None:
+        print(f"  accelsync import-datax {demo_data.DATAX_JOB}    # the DataX job as a spec, with comments")
 
 
 @contextmanager
-def _output_to(path: Path) -> Iterator[TextIO]:
+def _output_to(path: Path, append: bool = False) -> Iterator[TextIO]:
     """Send this process's stdout and stderr (Airflow task logs, Spark's JVM) to `path`; yield
     the terminal. At file-descriptor level, so child processes started meanwhile write there too."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +319,7 @@ def _output_to(path: Path) -> Iterator[TextIO]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     terminal = os.fdopen(os.dup(saved[0]), "w", encoding="utf-8", errors="replace")
-    with open(path, "wb") as log:
+    with open(path, "ab" if append else "wb") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
     try:

@@ -221,8 +221,14 @@ class LogsSource(Model):
     format: Literal["json", "regex", "csv"] = "json"
     pattern: Optional[str] = None
     schema_: Optional[dict[str, str]] = Field(default=None, alias="schema")
-    header: bool = Field(default=False, description="csv only: the first line of each file names the fields")
+    header: bool = Field(default=False, description=(
+        "csv only: the first line of each file names the fields (with `positions`: it is skipped)"))
     delimiter: str = Field(default=",", min_length=1, max_length=1, description="csv only")
+    positions: Optional[list[Annotated[int, Field(ge=0)]]] = Field(default=None, min_length=1, description=(
+        "csv only: the 0-based position in each line of each schema field, in schema order; a line may "
+        "have more fields (default: the fields are the line's, in order)"))
+    null_value: Optional[str] = Field(default=None, description=(
+        "a field whose text is exactly this is NULL (for example \\N, DataX's nullFormat), whatever its type"))
     incremental: bool = False
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -248,6 +254,14 @@ class LogsSource(Model):
             raise ValueError("`pattern` goes with format regex")
         if self.format in ("json", "csv") and not self.schema_:
             raise ValueError(f"format {self.format} needs a `schema` of field: type")
+        if self.positions is not None:
+            if self.format != "csv":
+                raise ValueError("`positions` goes with format csv")
+            if len(self.positions) != len(self.schema_):
+                raise ValueError(f"`positions` has {len(self.positions)} entries for {len(self.schema_)} schema "
+                                 f"fields; give one position per field, in schema order")
+            if len(set(self.positions)) != len(self.positions):
+                raise ValueError("`positions` names a position twice")
         return self
 
     def known_columns(self) -> Optional[list[str]]:
@@ -363,6 +377,8 @@ class HbaseTarget(Model):
     columns: Optional[dict[str, str]] = None
     family: Optional[str] = None
     version_column: Optional[str] = None
+    version: Optional[int] = Field(default=None, ge=0, le=2**63 - 2, description=(
+        "one cell timestamp (ms since 1970) for every cell this sync writes (DataX versionColumn index -1)"))
     create_table: bool = False
     batch_size: int = Field(default=1000, ge=1)
 
@@ -399,6 +415,12 @@ class HbaseTarget(Model):
     def _columns_or_family(self):
         if (self.columns is None) == (self.family is None):
             raise ValueError("give exactly one of `columns` (family:qualifier -> column) and `family`")
+        return self
+
+    @model_validator(mode="after")
+    def _one_version(self):
+        if self.version is not None and self.version_column is not None:
+            raise ValueError("give at most one of `version_column` and `version`")
         return self
 
     keyed: ClassVar[bool] = True  # writing a cell again replaces it (or adds a version of it)
@@ -813,6 +835,10 @@ def parse_spec(data: Any, path: str = "<spec>") -> Spec:
     """Check an already-parsed spec mapping."""
     if not isinstance(data, dict):
         raise SpecError(path, [("", "a spec is a mapping of fields (name, source, target, ...)")])
+    todo = [(part, data[part]["todo"]) for part in ("source", "target")
+            if isinstance(data.get(part), dict) and "todo" in data[part]]
+    if todo:  # a block left to fill in (accelsync import-datax writes one for a writer it cannot map)
+        raise SpecError(path, [(part, f"to fill in: {text}") for part, text in todo])
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:

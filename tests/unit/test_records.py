@@ -64,3 +64,33 @@ def test_a_batch_with_many_bad_records_isolates_each_one():
     assert sorted(failures) == [i - 1 for i in range(1, 1001) if i % 7 == 0]
     assert [v for i, v in enumerate(columns[0].to_pylist()) if i not in failures] == [
         i for i in range(1, 1001) if i % 7]
+
+
+def test_csv_fields_by_position_take_wider_records_and_null_text():
+    """DataX txtfilereader's column index: field i is cell positions[i]; a record may have more
+    cells; one with too few is dirty; `null_value` text is NULL whatever the type."""
+    parser = RecordParser("csv", {"id": "long", "name": "string", "n": "double"}, delimiter="|",
+                          positions=[2, 0, 3], null_value="\\N")
+    uniform = ["a|x|1|2.5|extra", "\\N|y|2|\\N|more", '"q|uoted"|z|3|0.5|']
+    columns, failures = parser.parse(pa.array(uniform, pa.string()))
+    assert failures == {}
+    assert [c.to_pylist() for c in columns] == [[1, 2, 3], ["a", None, "q|uoted"], [2.5, None, 0.5]]
+
+    mixed = ["a|x|1|2.5", "short|2", "b|y|3|1.5|wide|wider", "c|z|4"]
+    columns, failures = parser.parse(pa.array(mixed, pa.string()))
+    assert failures == {1: "bad CSV: expected at least 4 columns, got 2",
+                        3: "bad CSV: expected at least 4 columns, got 3"}
+    assert columns[0].to_pylist() == [1, None, 3, None]
+    assert columns[1].to_pylist() == ["a", None, "b", None]
+
+
+def test_positions_go_with_csv_one_per_field():
+    base = {"name": "t", "target": {"type": "redis", "key": "k:{id}"}}
+    with pytest.raises(Exception) as error:
+        parse_spec({**base, "source": {"type": "logs", "path": "/x", "format": "csv", "schema": {"id": "long"},
+                                       "positions": [0, 1]}})
+    assert "`positions` has 2 entries for 1 schema fields" in str(error.value)
+    with pytest.raises(Exception) as error:
+        parse_spec({**base, "source": {"type": "logs", "path": "/x", "format": "json", "schema": {"id": "long"},
+                                       "positions": [0]}})
+    assert "`positions` goes with format csv" in str(error.value)

@@ -16,7 +16,8 @@ What HBase holds, so readers can rely on it:
   (HBase has no empty row); a NULL row-key column, an empty row key or a NULL version is dirty
   and not written.
 - **timestamps**: `version_column` gives each row's cell timestamp: a timestamp or date column
-  as milliseconds since 1970-01-01 UTC (naive values read as UTC), an integer column as is.
+  as milliseconds since 1970-01-01 UTC (naive values read as UTC), an integer column as is;
+  `version` gives every cell one fixed timestamp.
   Without it the server's clock stamps the cells, and each rerun adds a version (HBase keeps the
   family's `maxVersions`, 3 for tables created here). A version before 1970 or equal to
   2^63-1 (HBase's "now" marker, which the server would replace by its clock) is dirty.
@@ -194,6 +195,8 @@ class HbaseSink(Sink):
 
     def timestamps(self, batch: pa.RecordBatch) -> Optional[pa.Array]:
         """Each row's cell timestamp in ms (int64, null where the version column is NULL)."""
+        if self.options.version is not None:  # one timestamp for every cell
+            return pa.array(np.full(batch.num_rows, self.options.version, dtype=np.int64))
         name = self.options.version_column
         if name is None:
             return None
@@ -332,7 +335,8 @@ class HbaseSink(Sink):
             if not got:
                 mismatches.append({"key": shown, "field": None, "expected": "present", "actual": "missing"})
                 continue
-            stamp = _millis(row[self.options.version_column]) if self.options.version_column else None
+            stamp = (_millis(row[self.options.version_column]) if self.options.version_column
+                     else self.options.version)
             mapped = set()
             for cell, column in cells:
                 mapped.add(cell)

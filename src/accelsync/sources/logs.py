@@ -111,7 +111,7 @@ class LogsSourceReader(Source):
                 skipped += 1
             else:
                 candidates.append((uri, size, mtime))
-        header = self.options.delimiter if self.options.format == "csv" and self.options.header else None
+        header = self.options.delimiter if self._named_header() else None
         described = describe_files(candidates, header)
         files, changed, touched, grown = [], [], {}, []
         for info in described:
@@ -129,7 +129,7 @@ class LogsSourceReader(Source):
                                 "was": {k: entry.get(k) for k in ("size", "mtime", "fingerprint")},
                                 "now": _ledger_entry(info)})
             files.append(info)
-        if self.options.format == "csv" and self.options.header:
+        if self._named_header():
             for info in files:
                 self._check_header(info)
         pieces = split_files(files, channels)
@@ -143,6 +143,10 @@ class LogsSourceReader(Source):
                         self.spec.name, item["path"], item["change"])
         return Plan(schema, partitions, state,
                     self._describe(listed, files, pieces, partitions, changed, grown, skipped))
+
+    def _named_header(self) -> bool:
+        """A CSV header that names the fields (with `positions` the header line is only skipped)."""
+        return self.options.format == "csv" and self.options.header and self.options.positions is None
 
     def _check_header(self, info: dict) -> None:
         missing = [name for name in self.fields() if name not in (info.get("header") or [])]
@@ -501,13 +505,15 @@ class _Parser:
     def __init__(self, options: LogsSource, fields: dict[str, str], schema: pa.Schema):
         self.options = options
         self.schema = schema
-        self.records = RecordParser(options.format, fields, pattern=options.pattern, delimiter=options.delimiter)
+        self.records = RecordParser(options.format, fields, pattern=options.pattern, delimiter=options.delimiter,
+                                    positions=options.positions, null_value=options.null_value)
         self.skip_header = False
 
     def start_file(self, piece: dict) -> None:
-        header = piece.get("header") if self.options.format == "csv" and self.options.header else None
+        csv_header = self.options.format == "csv" and self.options.header
+        header = piece.get("header") if csv_header and self.options.positions is None else None
         self.records.new_stream(header)
-        self.skip_header = header is not None and piece["start"] == 0
+        self.skip_header = csv_header and piece["start"] == 0
 
     def parse(self, block: bytes, first_line: int, path: str, dirty: DirtyLog) -> pa.RecordBatch | None:
         """One batch of the parsed lines of `block` (whose first line is number `first_line`)."""

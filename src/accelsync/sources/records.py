@@ -58,8 +58,12 @@ def _kind(kind: str) -> str:
 class RecordParser:
     """Parses batches of text records of one format into typed columns of the declared fields."""
 
-    def __init__(self, fmt: str, fields: dict[str, str], *, pattern: str | None = None, delimiter: str = ","):
+    def __init__(self, fmt: str, fields: dict[str, str], *, pattern: str | None = None, delimiter: str = ",",
+                 positions: list[int] | None = None, null_value: str | None = None):
         self.format = fmt
+        # CSV by position: field i is cell positions[i] of a record that has at least max + 1 cells
+        self.positions = dict(zip(fields, positions)) if positions else None
+        self.null_value = null_value
         self.fields = {name: kind.replace(" ", "") for name, kind in fields.items()}
         self.types = {name: arrow_type(kind) for name, kind in self.fields.items()}
         self.pattern = pattern
@@ -86,7 +90,10 @@ class RecordParser:
         for name, kind in self.fields.items():
             parts = []
             for start, _, raw in segments:
-                typed, bad = _convert(raw[name], _kind(kind), self.types[name])
+                values = raw[name]
+                if self.null_value is not None and pa.types.is_string(values.type):
+                    values = pc.if_else(pc.equal(values, self.null_value), _STRING_NULL, values)
+                typed, bad = _convert(values, _kind(kind), self.types[name])
                 parts.append(typed)
                 for index in bad:
                     casts.setdefault(start + index, []).append(
@@ -177,11 +184,27 @@ class RecordParser:
                 failures[start + offset] = problem
         return {name: pa.array(column, pa.string()) for name, column in values.items()}, failures
 
-    def _csv_names(self) -> list[str]:
+    def _csv_names(self, width: int = 0) -> list[str]:
+        """The names of a record's cells: the header's, the fields' in order, or (with positions)
+        one per cell of a `width`-cell record, with each field's name at its position."""
+        if self.positions is not None:
+            names = [f"_cell{index}" for index in range(width)]
+            for name, position in self.positions.items():
+                if position < width:
+                    names[position] = name
+            return names
         return self.header if self.header is not None else list(self.fields)
 
     def _csv_fast(self, good, start, stop, source) -> dict | None:
-        names = self._csv_names()
+        width = 0
+        if self.positions is not None:  # the block's first record sets the width the rest must have
+            try:
+                width = len(next(csv.reader([good[start].as_py()], delimiter=self.delimiter, strict=True)))
+            except csv.Error:
+                return None
+            if width <= max(self.positions.values()):
+                return None
+        names = self._csv_names(width)
         data = source.bytes(start, stop) if source else _join(good, start, stop)
         invalid = []
 
@@ -207,14 +230,21 @@ class RecordParser:
         return {name: table.column(name).combine_chunks() for name in self.fields}
 
     def _csv_slow(self, good, start, stop) -> tuple[dict, dict]:
-        names = self._csv_names()
-        positions = [names.index(name) for name in self.fields]
+        if self.positions is not None:
+            positions = list(self.positions.values())
+            least = max(positions) + 1
+        else:
+            names = self._csv_names()
+            positions = [names.index(name) for name in self.fields]
         values = {name: [] for name in self.fields}
         failures = {}
         for offset, text in enumerate(good.slice(start, stop - start).to_pylist()):
             try:
                 cells = next(csv.reader([text], delimiter=self.delimiter, strict=True))
-                if len(cells) != len(names):
+                if self.positions is not None:
+                    if len(cells) < least:
+                        raise csv.Error(f"expected at least {least} columns, got {len(cells)}")
+                elif len(cells) != len(names):
                     raise csv.Error(f"expected {len(names)} columns, got {len(cells)}")
             except csv.Error as exc:
                 failures[start + offset] = f"bad CSV: {exc}"
