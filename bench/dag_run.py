@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from accelsync import airflow_env, devstack  # noqa: E402
+from accelsync.dev import airflow_env, devstack  # noqa: E402
 from ports import free_port  # noqa: E402  (tests/ports.py, added to the path below)
 
 DATABASE = "accelsync_bench"

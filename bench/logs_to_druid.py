@@ -125,7 +125,7 @@ def served(base: str, datasource: str) -> int:
 def with_accelsync(base: str, folder: Path, rows: int, channels: int) -> dict:
     from accelsync import pipeline
     from accelsync.runs import new_run_id
-    from accelsync.spark import get_spark
+    from accelsync.engine.spark_session import get_spark
     from accelsync.spec import parse_spec
 
     spec = parse_spec({
@@ -163,8 +163,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--channels", type=int, default=2)
     args = parser.parse_args()
-    from accelsync import devstack
-    from accelsync.devstack.druid import Druid
+    from accelsync.dev import devstack
+    from accelsync.dev.devstack.druid import Druid
 
     os.environ.setdefault("ACCELSYNC_DEVSTACK_HOME", str(Path(".accelsync/devstack").absolute()))
     [status] = devstack.up(["druid"])

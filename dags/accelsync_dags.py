@@ -17,7 +17,7 @@ error of this file.
 import os as _os
 from pathlib import Path as _Path
 
-from accelsync.dag_factory import broken_spec_dag as _broken_spec_dag, build_dags as _build_dags
+from accelsync.airflow.dags import broken_spec_dag as _broken_spec_dag, build_dags as _build_dags
 
 _SPECS_FOLDER = _Path(_os.environ.get("ACCELSYNC_SPECS") or _Path(__file__).parent / "syncs")
 

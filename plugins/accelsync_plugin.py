@@ -1,6 +1,6 @@
 """Airflow plugin: accelsync's sync report pages in the Airflow UI.
 
-- a FastAPI app at `/accelsync` (pages and the Data Docs site; see `accelsync.report_pages`);
+- a FastAPI app at `/accelsync` (pages and the Data Docs site; see `accelsync.report.pages`);
 - a "Sync reports" entry in the Browse menu, and a "Sync report" tab on every DAG's page
   (for accelsync DAGs it shows the sync's runs).
 
@@ -10,7 +10,7 @@ API server.
 
 from airflow.plugins_manager import AirflowPlugin
 
-from accelsync.report_pages import create_app
+from accelsync.report.pages import create_app
 
 
 class AccelsyncPlugin(AirflowPlugin):

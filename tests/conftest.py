@@ -31,7 +31,7 @@ def services():
 
     Kafka, HBase and Druid are JVM servers, slow to start on a small machine: only the tests
     that use one ask for it (`kafka_server`, `hbase_server`, `druid_server`)."""
-    from accelsync import devstack
+    from accelsync.dev import devstack
 
     devstack.up(["mysql", "redis"])
     os.environ.update(devstack.connection_env())
@@ -41,7 +41,7 @@ def services():
 
 
 def _server(name: str):
-    from accelsync import devstack
+    from accelsync.dev import devstack
 
     [status] = devstack.up([name])
     return status
@@ -101,7 +101,7 @@ def druid_datasource(druid, run_id):
 
 @pytest.fixture(scope="session")
 def spark(services):
-    from accelsync.spark import get_spark
+    from accelsync.engine.spark_session import get_spark
 
     return get_spark()
 

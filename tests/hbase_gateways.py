@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ports import free_port
 
-from accelsync.devstack.hbase import BUNDLE, JVM, ZOOKEEPER_PORT, write_conf
-from accelsync.devstack.java import java_command
+from accelsync.dev.devstack.hbase import BUNDLE, JVM, ZOOKEEPER_PORT, write_conf
+from accelsync.dev.devstack.java import java_command
 
 
 class Gateway:

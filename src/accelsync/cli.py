@@ -10,7 +10,7 @@ from accelsync.errors import SpecError
 
 
 def cmd_validate(args) -> int:
-    from accelsync.spec import load_spec, spec_files
+    from accelsync.spec import spec_files
 
     files = spec_files(args.paths)
     if not files:
@@ -54,7 +54,7 @@ def _load(path):
 
 def cmd_run(args) -> int:
     from accelsync import pipeline
-    from accelsync.summary import render
+    from accelsync.report.summary import render
 
     try:
         spec = _load(args.spec)
@@ -122,7 +122,7 @@ def cmd_schema(args) -> int:
 
 def cmd_pools(args) -> int:
     """Create the Airflow pool of each business line of the specs when it is missing."""
-    from accelsync.isolation import ensure_pools, pool_name, pool_slots
+    from accelsync.airflow.isolation import ensure_pools, pool_name, pool_slots
     from accelsync.spec import load_spec, spec_files
 
     specs = []
@@ -139,13 +139,13 @@ def cmd_pools(args) -> int:
 
 
 def cmd_devstack(args) -> int:
-    from accelsync import devstack
+    from accelsync.dev import devstack
 
     return devstack.command(args.action, args.services or None)
 
 
 def cmd_demo(args) -> int:
-    from accelsync.demo import main as demo_main
+    from accelsync.dev.demo import main as demo_main
 
     return demo_main(rows=args.rows)
 

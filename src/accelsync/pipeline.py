@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from accelsync import lock
-from accelsync.engine import SyncStats, load_plan, load_stats
+from accelsync.engine.sync import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
-from accelsync.faults import pause_point
-from accelsync.registry import sink_class, source_class
+from accelsync.engine.faults import pause_point
+from accelsync.registry import target_class, source_class
 from accelsync.runs import RunDir, new_run_id
 from accelsync.spec import FAILED_UPSERT_NOTE, Spec
 from accelsync.state import load_state, save_state
@@ -39,7 +39,7 @@ CLI, AIRFLOW = "accelsync run", "airflow"
 
 def stage_sync(spec: Spec, run_id: str, deadline: float | None = None, via: str = AIRFLOW) -> SyncStats:
     """Plan and write the data where readers do not yet rely on it being final."""
-    from accelsync import engine
+    from accelsync.engine import sync as engine
 
     with _locked(spec, run_id, via):
         run = RunDir(spec.name, run_id)
@@ -97,7 +97,7 @@ def _gate(spec: Spec, run_id: str) -> dict[str, Any]:
     run.write_json("gate.json", verdict)
     if not verdict["passed"]:
         context = run.read_json("context.json") if run.exists("context.json") else {}
-        sink_class(spec.target.type)(spec).discard(context)  # nothing staged outlives a failed gate
+        target_class(spec.target.type)(spec).discard(context)  # nothing staged outlives a failed gate
         raise GateFailed(verdict["checks"])
     return verdict
 
@@ -110,7 +110,7 @@ def discard(spec: Spec, run_id: str) -> None:
             load_state(spec.name).get(PUBLISHING) == run_id:
         return
     try:
-        sink_class(spec.target.type)(spec).discard(run.read_json("context.json"))
+        target_class(spec.target.type)(spec).discard(run.read_json("context.json"))
     except AccelsyncError as exc:  # the run's own failure matters more; the next run cleans up
         log.warning("%s: could not discard what run %s staged (%s); the next run will", spec.name, run_id, exc)
 
@@ -130,7 +130,7 @@ def _publish(spec: Spec, run_id: str) -> dict[str, Any]:
     context = run.read_json("context.json") if run.exists("context.json") else {}
     clock = time.monotonic()
     save_state(spec.name, {PUBLISHING: run_id})
-    target = sink_class(spec.target.type)(spec).publish(context)
+    target = target_class(spec.target.type)(spec).publish(context)
     pause_point("publish")
     source = source_class(spec.source.type)(spec).publish(load_plan(run))
     record = {"published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -204,7 +204,7 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "reason": reason,
     }
     run.write_json("summary.json", summary)
-    from accelsync import history
+    from accelsync.report import history
     history.record(summary)
     return summary
 

@@ -1,7 +1,9 @@
-"""The one map from a spec's `type:` to its source or sink class.
+"""The one table of connectors: every `type:` a spec may name, and the package that holds it.
 
-Connectors register themselves with a decorator; the engine asks the registry and never
-branches on type names. Built-in connectors are imported lazily, on first lookup.
+A connector package holds `SPEC`, the model of its options (light: Airflow imports it when it
+parses DAGs), and `IMPLEMENTATION`, "module:Class" of its Source or Target, imported on first
+use. The spec's unions and type tags, the meta columns, and the modules Spark's Python daemon
+preloads all come from here: adding a connector is one folder and one line below.
 """
 
 from __future__ import annotations
@@ -10,43 +12,61 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from accelsync.sinks.base import Sink
     from accelsync.sources.base import Source
+    from accelsync.targets.base import Target
 
-_SOURCES: dict[str, type] = {}
-_SINKS: dict[str, type] = {}
-_BUILTIN_SOURCES = {"mysql": "accelsync.sources.mysql", "kafka": "accelsync.sources.kafka",
-                    "logs": "accelsync.sources.logs"}
-_BUILTIN_SINKS = {"redis": "accelsync.sinks.redis", "hbase": "accelsync.sinks.hbase",
-                  "druid": "accelsync.sinks.druid"}
+SOURCES = {
+    "mysql": "accelsync.sources.mysql",
+    "kafka": "accelsync.sources.kafka",
+    "logs": "accelsync.sources.logs",
+}
+TARGETS = {
+    "redis": "accelsync.targets.redis",
+    "hbase": "accelsync.targets.hbase",
+    "druid": "accelsync.targets.druid",
+}
 
 
-def register_source(cls):
-    _SOURCES[cls.type] = cls
-    return cls
+def source_specs() -> list[type]:
+    """The options model of every source type, in registry order."""
+    return [_package(SOURCES, name).SPEC for name in SOURCES]
 
 
-def register_sink(cls):
-    _SINKS[cls.type] = cls
-    return cls
+def target_specs() -> list[type]:
+    return [_package(TARGETS, name).SPEC for name in TARGETS]
+
+
+def spec_of(kind: str, type_name: str) -> type | None:
+    """The options model of `kind` ("source" or "target") `type_name`, or None if unknown."""
+    table = SOURCES if kind == "source" else TARGETS
+    return _package(table, type_name).SPEC if type_name in table else None
+
+
+def meta_columns() -> tuple[str, ...]:
+    """Columns a source adds to every record; no parsed field may take their names."""
+    return tuple(column for spec in source_specs() for column in spec.META_COLUMNS)
 
 
 def source_class(type_name: str) -> "type[Source]":
-    return _lookup(type_name, _SOURCES, _BUILTIN_SOURCES, "source")
+    return _implementation(SOURCES, type_name, "source")
 
 
-def sink_class(type_name: str) -> "type[Sink]":
-    return _lookup(type_name, _SINKS, _BUILTIN_SINKS, "target")
+def target_class(type_name: str) -> "type[Target]":
+    return _implementation(TARGETS, type_name, "target")
 
 
-def _lookup(type_name: str, found: dict, builtin: dict, what: str):
-    if type_name not in found and type_name in builtin:
-        try:
-            importlib.import_module(builtin[type_name])
-        except ModuleNotFoundError as exc:
-            if exc.name != builtin[type_name]:
-                raise
-    if type_name not in found:
+def implementation_modules() -> list[str]:
+    """The modules of every connector's code (Spark's Python daemon imports them once)."""
+    return [_package(table, name).IMPLEMENTATION.split(":")[0] for table in (SOURCES, TARGETS) for name in table]
+
+
+def _package(table: dict[str, str], type_name: str):
+    return importlib.import_module(table[type_name])
+
+
+def _implementation(table: dict[str, str], type_name: str, what: str):
+    if type_name not in table:
         from accelsync.errors import TerminalError
         raise TerminalError(f"{what} type {type_name!r} has no connector in this version of accelsync")
-    return found[type_name]
+    module, _, name = _package(table, type_name).IMPLEMENTATION.partition(":")
+    return getattr(importlib.import_module(module), name)

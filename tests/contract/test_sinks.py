@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from accelsync import pipeline
-from accelsync.dirty import read_dirty
+from accelsync.engine.dirty import read_dirty
 from accelsync.runs import RunDir
 from accelsync.spec import parse_spec
 from dataset import ROWS

@@ -77,7 +77,7 @@ NOT_YAML_SPEC = "name: [unclosed\n"
 
 @pytest.fixture(scope="module")
 def services():
-    from accelsync import devstack
+    from accelsync.dev import devstack
 
     devstack.up(["mysql", "redis"])
     os.environ["AIRFLOW_CONN_AIRFLOW_TEST_MYSQL"] = f"mysql://root@127.0.0.1:3306/{DATABASE}"
@@ -139,7 +139,7 @@ def spec_folder(tmp_path_factory):
 @pytest.fixture(scope="session")
 def airflow():
     """The project-local Airflow under ACCELSYNC_HOME, its database migrated once per session."""
-    from accelsync import airflow_env
+    from accelsync.dev import airflow_env
 
     airflow_env.migrate()
     yield airflow_env
@@ -174,7 +174,7 @@ def test_dag_folder_yields_good_dags_beside_a_broken_spec(parsed, spec_folder):
 
 
 def test_repository_specs_build(airflow):
-    from accelsync.dag_factory import build_dags
+    from accelsync.airflow.dags import build_dags
 
     dags, errors = build_dags(REPO / "dags" / "syncs")
     assert errors == {}
@@ -209,7 +209,7 @@ def test_dag_shape_comes_from_the_spec(parsed):
     assert [a.uri for t in ("sync", "gate", "report") for a in dag.task_dict[t].outlets] == []
     [deadline] = dag.deadline
     assert deadline.interval == timedelta(minutes=7)
-    assert deadline.callback.path == "accelsync.alerts.deadline_missed"
+    assert deadline.callback.path == "accelsync.airflow.alerts.deadline_missed"
     assert dag.dagrun_timeout == timedelta(minutes=7)
     assert dag.catchup is False
     assert dag.schedule is None
@@ -223,7 +223,7 @@ def test_operators_keep_the_retry_policy_of_errors(airflow, spec_folder, monkeyp
 
     from accelsync import pipeline
     from accelsync.errors import DataError, TransientError
-    from accelsync.operators import FAILURE_FILE, SyncOperator
+    from accelsync.airflow.operators import FAILURE_FILE, SyncOperator
     from accelsync.runs import RunDir, safe_run_id
 
     operator = SyncOperator(task_id="sync", spec_path=str(spec_folder / "users.yaml"))

@@ -26,7 +26,7 @@ target: {{type: hbase, table: profiles, row_key: "u:{{id}}", family: p}}
 
 @pytest.fixture(scope="module")
 def airflow():
-    from accelsync import airflow_env
+    from accelsync.dev import airflow_env
 
     airflow_env.migrate()
     return airflow_env
@@ -41,7 +41,7 @@ def load(tmp_path, name: str, line: str):
 
 
 def test_queue_is_set_only_when_asked_and_follows_the_template(airflow, tmp_path, monkeypatch):
-    from accelsync.dag_factory import build_dag
+    from accelsync.airflow.dags import build_dag
 
     spec, path = load(tmp_path, "iso_queue", "search")
     dag = build_dag(spec, path)
@@ -62,7 +62,7 @@ def test_missing_pools_are_created_sized_by_setting_and_existing_ones_kept(airfl
     from airflow.models.pool import Pool
     from airflow.utils.session import create_session
 
-    from accelsync.isolation import ensure_pools
+    from accelsync.airflow.isolation import ensure_pools
 
     line = "iso_" + uuid.uuid4().hex[:8]
     spec, _ = load(tmp_path, "iso_pool", line)
@@ -102,19 +102,19 @@ def test_pools_command_creates_them(airflow, tmp_path, capsys):
 def test_deadline_alert_survives_serialization_as_the_scheduler_reads_it(airflow, tmp_path):
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from accelsync.dag_factory import build_dag
+    from accelsync.airflow.dags import build_dag
 
     spec, path = load(tmp_path, "iso_deadline", "growth")
     data = DagSerialization.to_dict(build_dag(spec, path))
     [deadline] = data["dag"]["deadline"]
     text = json.dumps(deadline)
-    assert "DagRunQueuedAtDeadline" in text and "accelsync.alerts.deadline_missed" in text
+    assert "DagRunQueuedAtDeadline" in text and "accelsync.airflow.alerts.deadline_missed" in text
     assert '"sync": "iso_deadline"' in text and '"timeout": "5m"' in text
     assert DagSerialization.from_dict(data).dag_id == "iso_deadline"
 
 
 def test_deadline_alerts_can_be_turned_off(airflow, tmp_path, monkeypatch):
-    from accelsync.dag_factory import build_dag
+    from accelsync.airflow.dags import build_dag
 
     spec, path = load(tmp_path, "iso_no_deadline", "growth")
     monkeypatch.setenv("ACCELSYNC_DEADLINE_ALERTS", "false")
@@ -122,7 +122,7 @@ def test_deadline_alerts_can_be_turned_off(airflow, tmp_path, monkeypatch):
 
 
 def test_missed_deadline_alert_reaches_the_webhook(monkeypatch):
-    from accelsync import alerts
+    from accelsync.airflow import alerts
 
     # The context the scheduler hands a deadline callback (models/deadline.py).
     context = {"dag_run": {"dag_id": "users_to_redis", "dag_run_id": "scheduled__2026-01-01T00:00:00+00:00",
@@ -138,7 +138,7 @@ def test_missed_deadline_alert_reaches_the_webhook(monkeypatch):
 
 
 def test_email_alert_goes_through_airflows_smtp_notifier(monkeypatch):
-    from accelsync.alerts import Alert, send
+    from accelsync.airflow.alerts import Alert, send
     from tests.smtp_sink import smtp_server
 
     with smtp_server() as (port, messages):

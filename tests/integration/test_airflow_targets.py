@@ -18,7 +18,7 @@ HBASE_PORT = int(os.environ.get("ACCELSYNC_HBASE_PORT") or 9090)
 
 @pytest.fixture(scope="module")
 def airflow(services, hbase_server, druid_server):
-    from accelsync import airflow_env
+    from accelsync.dev import airflow_env
 
     os.environ["AIRFLOW_CONN_AFT_MYSQL"] = f"mysql://root@127.0.0.1:3306/{DATABASE}"
     os.environ["AIRFLOW_CONN_AFT_HBASE"] = f"hbase://127.0.0.1:{HBASE_PORT}"

@@ -1,7 +1,7 @@
 """Crash safety: a run killed with SIGKILL at any point, then rerun, ends exactly right.
 
 Each test starts `accelsync run` as its own process group, lets it reach a named point
-(`accelsync.faults`: during read, during write, between write and gate, during publish), kills
+(`accelsync.engine.faults`: during read, during write, between write and gate, during publish), kills
 the whole group with SIGKILL there (driver, JVM and Python workers, as `kill -9` or an OOM kill
 would), checks what the killed run left (no source position passed unwritten or ungated data,
 nothing half-published), reruns, and compares the target with the source.
@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from accelsync import history, pipeline
-from accelsync.readers import RedisSwapReader
+from accelsync import pipeline
+from accelsync.report import history
+from accelsync.targets.redis.readers import RedisSwapReader
 from accelsync.spec import load_spec
 from accelsync.state import load_state
 

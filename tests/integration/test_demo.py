@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from accelsync.demo import expected_keys, user_row
+from accelsync.dev.demo import expected_keys, user_row
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ def test_demo_runs_every_dag_and_fills_every_target(tmp_path, kafka_server, hbas
 
     # HBase through its REST server: a Kafka event's cells stamped with the event time, and a row
     # of the DataX job (row key "user_" + id, versionColumn updated_at)
-    from accelsync.demo_data import event
+    from accelsync.dev.demo_data import event
 
     item = event(7, ROWS)
     stamp = int(datetime.strptime(item["ts"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp() * 1000)

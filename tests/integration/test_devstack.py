@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 from ports import free_port
 
-from accelsync import devstack
-from accelsync.devstack import DevstackError, ServiceStatus
+from accelsync.dev import devstack
+from accelsync.dev.devstack import DevstackError, ServiceStatus
 
 pytestmark = pytest.mark.integration
 
@@ -283,7 +283,7 @@ def test_private_kafka_starts_formatted_once_and_keeps_its_data_over_down(privat
     from kafka import KafkaAdminClient, KafkaProducer
     from kafka.admin import NewTopic
 
-    from accelsync.devstack.kafka import KAFKA_VERSION
+    from accelsync.dev.devstack.kafka import KAFKA_VERSION
 
     port = free_port_pair()
     monkeypatch.setenv("ACCELSYNC_KAFKA_PORT", str(port))

@@ -13,7 +13,7 @@ import pytest
 from ports import free_port
 
 from accelsync import pipeline
-from accelsync.dirty import read_dirty
+from accelsync.engine.dirty import read_dirty
 from accelsync.runs import RunDir
 from accelsync.spec import parse_spec
 
@@ -239,14 +239,14 @@ def test_access_logs_roll_up_into_druid(spark, services, druid, druid_datasource
 
 def test_unreachable_druid_is_a_transient_error(services, monkeypatch):
     from accelsync.errors import TransientError
-    from accelsync.registry import sink_class
+    from accelsync.registry import target_class
 
     monkeypatch.setenv("AIRFLOW_CONN_TEST_DRUID_DOWN", json.dumps(
         {"conn_type": "druid", "host": "127.0.0.1", "port": free_port(), "schema": "http"}))
     spec = make_spec("orders_unreachable", "orders_unreachable", connection="test_druid_down")
 
     with pytest.raises(TransientError, match=r"Druid at druid://127\.0\.0\.1:\d+ is unavailable"):
-        sink_class("druid")(spec).prepare("test-unreachable")
+        target_class("druid")(spec).prepare("test-unreachable")
 
 
 # ---------------------------------------------------------------- what a run may remove
@@ -340,7 +340,7 @@ def test_an_error_after_staging_removes_the_staging_datasource(spark, orders, dr
     """The staging task succeeded, then the broker stopped answering: the run fails with that
     error and still removes what it staged."""
     from accelsync.errors import TransientError
-    from accelsync.sinks.druid import DruidClient
+    from accelsync.targets.druid.client import DruidClient
 
     def broker_gone(self, query):
         raise TransientError("Druid at druid://127.0.0.1 is unavailable: broker gone")

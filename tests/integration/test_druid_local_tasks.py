@@ -12,7 +12,7 @@ import pytest
 from accelsync import pipeline
 from accelsync.connections import get_connection
 from accelsync.runs import RunDir
-from accelsync.sinks.druid import DruidClient
+from accelsync.targets.druid.client import DruidClient
 from accelsync.spec import parse_spec
 
 pytestmark = pytest.mark.integration

@@ -62,7 +62,7 @@ def webhook():
 
 @pytest.fixture(scope="module")
 def airflow(users, webhook):
-    from accelsync import airflow_env
+    from accelsync.dev import airflow_env
 
     airflow_env.migrate()
     return airflow_env

@@ -107,11 +107,11 @@ def values(row: dict[bytes, list[tuple[bytes, int]]]) -> dict[bytes, bytes]:
 
 def writer_run(spec_target: dict, batch, connection: str = "test_hbase") -> list[tuple[int, str]]:
     """Prepare the sink and write one batch with it, as a write task does (no Spark)."""
-    from accelsync.registry import sink_class
+    from accelsync.registry import target_class
 
     spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
                        "target": {"type": "hbase", "connection": connection, **spec_target}})
-    sink = sink_class("hbase")(spec)
+    sink = target_class("hbase")(spec)
     sink.prepare("writer")
     writer = sink.open_writer({})
     try:
@@ -123,7 +123,7 @@ def writer_run(spec_target: dict, batch, connection: str = "test_hbase") -> list
 
 
 def test_devstack_runs_apache_hbase(hbase_server, hbase_rest):
-    from accelsync.devstack.hbase import VERSION
+    from accelsync.dev.devstack.hbase import VERSION
 
     assert hbase_server.up and hbase_server.version == f"Apache HBase {VERSION}", hbase_server
     assert hbase_rest.version() == VERSION  # the master's answer, through the REST gateway
@@ -276,12 +276,12 @@ def test_rows_hbase_cannot_store_are_dirty_and_the_rest_is_written(services, hba
 def test_a_table_dropped_during_the_write_fails_at_once(services, hbase):
     """HBase answers a write to a missing table with a failed mutation, not TableNotFoundException:
     the sink asks the table's state, and fails terminally instead of retrying."""
-    from accelsync.registry import sink_class
+    from accelsync.registry import target_class
 
     spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
                        "target": {"type": "hbase", "connection": "test_hbase", "table": "dropped",
                                   "row_key": "k{id}", "family": "f", "create_table": True}})
-    sink = sink_class("hbase")(spec)
+    sink = target_class("hbase")(spec)
     sink.prepare("writer")
     writer = sink.open_writer({})
     hbase.delete_table("dropped", disable=True)
@@ -300,7 +300,7 @@ def test_thrift_server_errors_read_as_hbase_states_them(services, hbase):
     import Hbase_thrift
 
     from accelsync.connections import get_connection
-    from accelsync.sinks.hbase import hbase_error
+    from accelsync.targets.hbase.target import hbase_error
 
     conn = get_connection("test_hbase")
     client = hbase.client
@@ -345,9 +345,9 @@ def test_names_hbase_refuses_fail_before_any_write(target, message):
 def test_a_server_that_fails_to_start_fails_with_its_own_log(services, tmp_path, monkeypatch):
     """A second HBase whose master JVM cannot start: `up` fails at once with the master's log,
     and the supervisor stopped the Thrift server it had started beside it."""
-    from accelsync.devstack.base import start_timeout
-    from accelsync.devstack.hbase import Hbase
-    from accelsync.devstack.process import DevstackError, pid_alive
+    from accelsync.dev.devstack.base import start_timeout
+    from accelsync.dev.devstack.hbase import Hbase
+    from accelsync.dev.devstack.process import DevstackError, pid_alive
 
     monkeypatch.setenv("ACCELSYNC_HBASE_HEAP", "lots")
     service = Hbase(port=free_port(), home=tmp_path)
@@ -369,7 +369,7 @@ def test_a_server_that_fails_to_start_fails_with_its_own_log(services, tmp_path,
 
 def test_tables_survive_down_and_up(hbase_server, hbase, hbase_rest):
     """Last in this file: restarts the session's HBase."""
-    from accelsync import devstack
+    from accelsync.dev import devstack
 
     hbase.create_table("kept", {"cf": {"max_versions": 2}})
     table = hbase.table("kept")

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 
 from accelsync import pipeline
-from accelsync.dirty import read_dirty
+from accelsync.engine.dirty import read_dirty
 from accelsync.errors import GateFailed, TerminalError, TransientError
 from accelsync.runs import RunDir
 from accelsync.spec import parse_spec
@@ -110,7 +110,7 @@ def committed(spec, topic: str) -> dict[int, int | None]:
     """The group's committed offsets, read back from the broker by kafka-python."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=SERVERS, group_id=spec.kafka_group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=SERVERS, group_id=spec.source.group_of(spec.name), enable_auto_commit=False)
     try:
         return {p: consumer.committed(TopicPartition(topic, p)) for p in range(3)}
     finally:
@@ -278,11 +278,11 @@ def test_open_transactions_wait_for_the_next_run_and_aborted_ones_are_never_read
 
 
 def test_unknown_topic_is_terminal_and_names_it(kafka_server):
-    from accelsync.sources.kafka import KafkaSourceReader
+    from accelsync.sources.kafka.source import KafkaSource
 
     spec = make_spec("accelsync_missing_" + uuid.uuid4().hex[:8])
     with pytest.raises(TerminalError, match=f"topic '{spec.source.topic}' does not exist"):
-        KafkaSourceReader(spec).plan(2)
+        KafkaSource(spec).plan(2)
 
 
 def test_broker_down_is_transient_and_hides_the_password(services, monkeypatch):
@@ -296,12 +296,12 @@ def test_broker_down_is_transient_and_hides_the_password(services, monkeypatch):
     spec = make_spec("orders", source={"type": "kafka", "connection": "down_kafka", "topic": "orders",
                                        "schema": SCHEMA})
     with pytest.raises(TransientError, match="Kafka at 127.0.0.1:1") as failure:
-        kafka.KafkaSourceReader(spec).plan(2)
+        kafka.KafkaSource(spec).plan(2)
     assert secret not in str(failure.value)
 
 
 def test_ranges_share_the_work_between_channels():
-    from accelsync.sources.kafka import MIN_RANGE_MESSAGES, split_ranges
+    from accelsync.sources.kafka.source import MIN_RANGE_MESSAGES, split_ranges
 
     ranges = split_ranges({0: (0, 60_000), 1: (5, 5), 2: (100, 40_100)}, channels=4)
     assert [(r["partition"], r["start"], r["end"]) for r in ranges] == [
@@ -333,7 +333,7 @@ def test_range_ends_at_the_planned_offset_whatever_the_log_does(script, offsets)
     from confluent_kafka import KafkaError, Message
 
     from accelsync.connections import Connection
-    from accelsync.sources.kafka import _Client
+    from accelsync.sources.kafka.client import _Client
 
     def message(item):
         if isinstance(item, str):

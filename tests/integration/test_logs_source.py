@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from accelsync import pipeline
-from accelsync.dirty import DirtyLog, read_dirty
+from accelsync.engine.dirty import DirtyLog, read_dirty
 from accelsync.errors import GateFailed
 from accelsync.runs import RunDir
-from accelsync.sources import logs
-from accelsync.sources.logs import LogsSourceReader
+from accelsync.sources.logs import blocks, files
+from accelsync.sources.logs.source import LogsSource
 from accelsync.spec import parse_spec
 from accelsync.state import load_state
 
@@ -51,7 +51,7 @@ def dirty_by_line(spec, run_id) -> dict[tuple[str, int], dict]:
 
 def plan_and_read(spec, channels: int = 1):
     """Plan and read in this process (no Spark): the plan, the rows and the dirty log."""
-    source = LogsSourceReader(spec)
+    source = LogsSource(spec)
     plan = source.plan(channels)
     dirty = DirtyLog(None, "test")
     rows = [row for partition in plan.partitions for batch in source.read(plan, partition, dirty)
@@ -268,7 +268,7 @@ def test_incremental_reads_new_files_reports_changed_ones_and_advances_only_at_p
 def test_no_files_plan_zero_partitions(services, tmp_path):
     spec = make_spec("test_logs_empty", {"type": "logs", "path": str(tmp_path / "nothing" / "*.log"),
                                          "format": "json", "schema": {"id": "long"}}, key="x:{id}")
-    plan = LogsSourceReader(spec).plan(4)
+    plan = LogsSource(spec).plan(4)
     assert plan.partitions == [] and plan.description.startswith("no files match")
     assert plan.schema.names == ["id", "_file", "_line"]
 
@@ -279,8 +279,8 @@ def test_large_plain_files_split_by_lines_and_balanced(services, tmp_path, monke
     big = tmp_path / "big.log"
     big.write_bytes(("\r\n".join(lines) + "\r\n").encode())
     write_lines(tmp_path / "small.log.gz", ['{"id": 9001}'], zipped=True)
-    monkeypatch.setattr(logs, "SPLIT_MIN_BYTES", 1000)
-    monkeypatch.setattr(logs, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(files, "SPLIT_MIN_BYTES", 1000)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 4096)
     spec = make_spec("test_logs_split", {"type": "logs", "path": str(tmp_path), "format": "json",
                                          "schema": {"id": "long"}}, key="x:{id}")
 
@@ -345,7 +345,7 @@ def test_json_blocks_fall_back_line_by_line_only_where_they_fail(services, tmp_p
 def test_truncated_gzip_keeps_the_lines_before_the_damage(services, tmp_path, monkeypatch):
     data = gzip.compress(b"".join(b'{"id": %d}\n' % i for i in range(1, 2001)))
     (tmp_path / "cut.log.gz").write_bytes(data[:len(data) * 2 // 3])
-    monkeypatch.setattr(logs, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(blocks, "BLOCK_BYTES", 4096)
     spec = make_spec("test_logs_cut", {"type": "logs", "path": str(tmp_path / "cut.log.gz"), "format": "json",
                                        "schema": {"id": "long"}}, key="x:{id}", error_limit={"records": 1})
 

@@ -11,11 +11,11 @@ from decimal import Decimal
 import pytest
 
 from accelsync import pipeline
-from accelsync.codecs import decode_value
+from accelsync.targets.redis.codecs import decode_value
 from accelsync.errors import GateFailed
 from accelsync.runs import RunDir
 from accelsync.spec import parse_spec
-from accelsync.summary import render
+from accelsync.report.summary import render
 
 pytestmark = pytest.mark.integration
 
@@ -193,7 +193,7 @@ def test_string_value_null_is_dirty_and_counted(spark, typed_table, redis_client
     assert redis_client.get("note:1") == TYPES_ROWS[0][13].encode()
     assert redis_client.get("note:2") == b""
     assert redis_client.exists("note:3") == 0
-    from accelsync.dirty import read_dirty
+    from accelsync.engine.dirty import read_dirty
     [entry] = read_dirty(RunDir(spec.name, run_id).path / "dirty")
     assert entry["reason"] == "value column 'note' is NULL" and entry["record"]["id"] == 3
 
@@ -206,7 +206,7 @@ def test_error_limit_exceeded_fails_and_publishes_nothing(spark, typed_table, ru
     assert summary["status"] == "failed"
     assert "error_limit" in summary["reason"] and "value column 'note' is NULL" in summary["reason"]
     assert not RunDir(spec.name, run_id).exists("published.json")
-    from accelsync import history
+    from accelsync.report import history
     [row] = [r for r in history.recent(spec.name) if r["run_id"] == run_id]
     assert (row["run_id"], row["status"], row["gate_passed"]) == (run_id, "failed", 0)
     assert "error_limit" in row["reason"]
@@ -336,7 +336,7 @@ def test_password_never_shows_in_logs_errors_summary_or_history(services, typed_
 
 
 def test_swap_serves_old_version_until_publish_then_removes_it(spark, typed_table, mysql, redis_client, run_id):
-    from accelsync.readers import RedisSwapReader
+    from accelsync.targets.redis.readers import RedisSwapReader
 
     spec = make_spec(target={"type": "redis", "connection": "test_redis", "key": "user:{id}",
                              "value": {"type": "hash", "fields": ["name"]}, "mode": "swap"})

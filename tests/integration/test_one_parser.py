@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from accelsync.dirty import DirtyLog
+from accelsync.engine.dirty import DirtyLog
 from accelsync.registry import source_class
 from accelsync.spec import parse_spec
 from test_kafka_source import produce, topic  # noqa: F401 (fixture)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from accelsync import lock, pipeline
-from accelsync.readers import RedisSwapReader
+from accelsync.targets.redis.readers import RedisSwapReader
 from accelsync.spec import load_spec, parse_spec
 
 pytestmark = pytest.mark.integration

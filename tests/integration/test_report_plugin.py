@@ -48,7 +48,8 @@ def history_of_real_runs(services, tmp_path_factory):
     """Two runs of one sync: a published DAG run through Airflow, then a run whose gate fails."""
     import pymysql
 
-    from accelsync import airflow_env, pipeline
+    from accelsync import pipeline
+    from accelsync.dev import airflow_env
     from accelsync.spec import load_spec
 
     db = pymysql.connect(host="127.0.0.1", user="root", password="", charset="utf8mb4", autocommit=True)
@@ -85,7 +86,7 @@ quality: {{suite: {folder / 'rp_users.json'}}}
 @pytest.fixture(scope="module")
 def api_server(history_of_real_runs, tmp_path_factory):
     """A real `airflow api-server` with the repository's plugins folder, on a free port."""
-    from accelsync import airflow_env
+    from accelsync.dev import airflow_env
 
     port = free_port()
     env = {**os.environ, **airflow_env.airflow_environ(),

@@ -1,11 +1,10 @@
 """Transient failures during a sync, on real services: a Redis server restarted mid-run and a
 MySQL connection killed mid-read. The partition that lost its connection is read and written
-again (accelsync.retry); the run then ends exactly right or fails with the cause, and never
+again (accelsync.engine.retry); the run then ends exactly right or fails with the cause, and never
 publishes a partial version."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import threading

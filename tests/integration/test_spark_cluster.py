@@ -187,7 +187,7 @@ def test_kafka_to_redis_on_the_cluster_with_the_spec_override(cluster, known_app
 
 SUBMIT_SCRIPT = """
 import json, sys
-from accelsync.dag_factory import build_dags
+from accelsync.airflow.dags import build_dags
 
 dags, errors = build_dags(sys.argv[1])
 assert not errors, errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from accelsync.alerts import Alert, redact, send
+from accelsync.airflow.alerts import Alert, redact, send
 
 
 def test_redact_masks_url_userinfo_and_password_values():
@@ -40,7 +40,7 @@ def test_a_notifier_that_fails_does_not_stop_the_others_nor_raise(monkeypatch, c
     monkeypatch.setenv("ACCELSYNC_NOTIFIERS", "webhook,log")
     monkeypatch.setenv("ACCELSYNC_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook?token=topsecret")
     alert = Alert(sync="s", task="sync", kind="timeout", reason="timeout: over 20m")
-    with caplog.at_level(logging.ERROR, logger="accelsync.alerts"):
+    with caplog.at_level(logging.ERROR, logger="accelsync.airflow.alerts"):
         send(alert)
     text = caplog.text
     assert "notifier WebhookNotifier could not deliver the alert" in text
@@ -50,6 +50,6 @@ def test_a_notifier_that_fails_does_not_stop_the_others_nor_raise(monkeypatch, c
 
 def test_an_unknown_notifier_setting_still_logs_the_alert(monkeypatch, caplog):
     monkeypatch.setenv("ACCELSYNC_NOTIFIERS", "no.such.Notifier")
-    with caplog.at_level(logging.ERROR, logger="accelsync.alerts"):
+    with caplog.at_level(logging.ERROR, logger="accelsync.airflow.alerts"):
         send(Alert(sync="s", task="publish", kind="error", reason="redis is down"))
     assert "bad ACCELSYNC_NOTIFIERS" in caplog.text and "reason: redis is down" in caplog.text

@@ -1,4 +1,4 @@
-"""The stored format of compressed Redis values (accelsync.codecs), checked against the codecs'
+"""The stored format of compressed Redis values (accelsync.targets.redis.codecs), checked against the codecs'
 own libraries."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 import zstandard
 
-from accelsync.codecs import compress_array, decode_value, total_bytes
+from accelsync.targets.redis.codecs import compress_array, decode_value, total_bytes
 
 TEXTS = ['{"name": "héllo", "city": "Berlin"}' * 3, "", "plain text 😀"]
 

@@ -54,7 +54,7 @@ def test_compose_brings_up_the_whole_stack(compose):
 
 def test_druid_is_the_version_devstack_runs(compose):
     """The tests run against the devstack's Druid; the Docker stack must run the same release."""
-    from accelsync.devstack.druid import DRUID_VERSION
+    from accelsync.dev.devstack.druid import DRUID_VERSION
 
     images = {compose["services"][name]["image"] for name in compose["services"]
               if name.startswith("druid-") and name != "druid-postgres"}
@@ -95,7 +95,7 @@ def demo_specs():
 def queue_of(business_line: str, env: dict) -> str:
     """The DAG's queue for a business line, as the loader computes it with the stack's settings."""
     try:
-        from accelsync.isolation import queue_name
+        from accelsync.airflow.isolation import queue_name
     except ImportError:  # before the isolation module: the documented naming
         assert env.get("ACCELSYNC_QUEUES") == "true"
         return env.get("ACCELSYNC_QUEUE", "accelsync.{business_line}").format(business_line=business_line)
@@ -124,7 +124,7 @@ def test_every_business_line_has_a_worker_on_its_queue(compose):
 def test_every_business_line_has_a_pool(compose):
     init = " ".join(compose["services"]["airflow-init"]["command"])
     try:
-        from accelsync.isolation import pool_name
+        from accelsync.airflow.isolation import pool_name
     except ImportError:
         def pool_name(line: str) -> str:
             return f"accelsync_{line}"
@@ -147,7 +147,7 @@ def test_spark_runs_where_the_run_folders_are_shared(compose):
 
 
 def test_kafka_is_the_release_devstack_runs(compose):
-    from accelsync.devstack.kafka import KAFKA_VERSION
+    from accelsync.dev.devstack.kafka import KAFKA_VERSION
 
     kafka = compose["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
@@ -155,7 +155,7 @@ def test_kafka_is_the_release_devstack_runs(compose):
 
 
 def test_hbase_image_runs_the_version_devstack_runs(compose):
-    from accelsync.devstack.hbase import VERSION
+    from accelsync.dev.devstack.hbase import VERSION
 
     dockerfile = (REPO / "docker" / "hbase" / "Dockerfile").read_text()
     assert f"ARG HBASE_VERSION={VERSION}\n" in dockerfile

@@ -88,7 +88,7 @@ def test_everything_else_fails_at_once_with_its_message(exc):
 
 
 def test_a_partition_is_retried_only_for_availability_failures(tmp_path):
-    from accelsync.retry import retry_partition
+    from accelsync.engine.retry import retry_partition
 
     calls = []
 
@@ -102,7 +102,7 @@ def test_a_partition_is_retried_only_for_availability_failures(tmp_path):
 
 
 def test_spark_task_failures_keep_the_python_error(monkeypatch):
-    from accelsync.spark_engine import _task_error
+    from accelsync.engine.spark import _task_error
 
     wrapped = ("An error occurred while calling o91.collect.\n: org.apache.spark.SparkException: Job aborted due "
                "to stage failure: Task 0 in stage 1.0 failed 1 times\n  File \"x.py\", line 3, in f\n"

@@ -263,7 +263,7 @@ def test_no_progress_bars_on_the_console(spark, docs_root, tmp_path, capfd):
 
 
 def test_demo_orders_suite_passes_on_demo_orders_and_names_a_bad_status(spark, docs_root):
-    from accelsync.demo import order_is_live, order_row
+    from accelsync.dev.demo import order_is_live, order_row
 
     rows = [order_row(i, 50) for i in range(1, 101) if order_is_live(i)]
     live = [(i, user, amount, status.lower(), created) for i, user, amount, status, created in rows]

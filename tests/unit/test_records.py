@@ -9,7 +9,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from accelsync.sources.kafka import make_decoder
+from accelsync.sources.kafka.messages import make_decoder
 from accelsync.sources.records import RecordParser
 from accelsync.spec import parse_spec
 

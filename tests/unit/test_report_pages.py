@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import HTTPException
 
-from accelsync.report_pages import docs_file, docs_link, sync_page, throughput_svg
+from accelsync.report.pages import docs_file, docs_link, sync_page, throughput_svg
 
 
 def test_docs_files_are_served_only_from_the_data_docs_site(tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import zipfile
 import pytest
 
 from accelsync.errors import SpecError, TerminalError
-from accelsync.spark_code import build_zip, package_files
-from accelsync.spark_settings import DAEMON_MODULE, deployment, for_spec
+from accelsync.engine.spark_code import build_zip, package_files
+from accelsync.engine.spark_settings import DAEMON_MODULE, deployment, for_spec
 from accelsync.spec import parse_spec
 
 BASE = {"name": "s", "source": {"type": "mysql", "table": "t", "columns": ["id"]},
@@ -93,7 +93,7 @@ def test_code_zip_holds_the_package_and_is_reused(tmp_path):
     assert build_zip(tmp_path) == first
     with zipfile.ZipFile(first) as archive:
         names = set(archive.namelist())
-    assert {"accelsync/__init__.py", "accelsync/spark_io.py", "accelsync/sinks/redis.py"} <= names
+    assert {"accelsync/__init__.py", "accelsync/engine/spark_io.py", "accelsync/targets/redis/target.py"} <= names
     assert names == {name for name, _ in package_files()}
     assert not any("__pycache__" in name for name in names)
 
@@ -101,8 +101,8 @@ def test_code_zip_holds_the_package_and_is_reused(tmp_path):
 def test_sync_task_is_in_process_without_a_cluster(tmp_path):
     from airflow.sdk import DAG
 
-    from accelsync.operators import SyncOperator
-    from accelsync.spark_submit import sync_task
+    from accelsync.airflow.operators import SyncOperator
+    from accelsync.airflow.spark_submit import sync_task
 
     with DAG("d", schedule=None, auto_register=False):
         task = sync_task(parse_spec(BASE), str(tmp_path / "s.yaml"))
@@ -112,7 +112,7 @@ def test_sync_task_is_in_process_without_a_cluster(tmp_path):
 def test_sync_task_submits_with_a_cluster(tmp_path, monkeypatch):
     from airflow.sdk import DAG
 
-    from accelsync.spark_submit import job_path, sync_task
+    from accelsync.airflow.spark_submit import job_path, sync_task
 
     monkeypatch.setenv("ACCELSYNC_SPARK_MASTER", "yarn")
     monkeypatch.setenv("ACCELSYNC_SPARK_EXECUTORS", "8")

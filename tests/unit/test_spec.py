@@ -145,7 +145,7 @@ def test_every_source_type_is_declared(source):
 def test_kafka_group_defaults_from_name():
     spec = parse_spec({"name": "orders_sync", "source": {"type": "kafka", "topic": "t", "format": "raw"},
                        "target": {"type": "redis", "key": "k:{_offset}"}})
-    assert spec.kafka_group == "accelsync.orders_sync"
+    assert spec.source.group_of(spec.name) == "accelsync.orders_sync"
 
 
 def test_regex_pattern_checked():

@@ -20,10 +20,10 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accelsync.engine import SyncStats, load_plan, snapshot_files
-from accelsync.registry import sink_class
+from accelsync.engine.sync import SyncStats, load_plan, snapshot_files
+from accelsync.registry import target_class
 from accelsync.runs import RunDir, data_docs_root
-from accelsync.sinks.base import read_sample
+from accelsync.targets.base import read_sample
 from accelsync.spec import Spec
 
 # Snapshot batches counted by one reconcile thread at a time.
@@ -53,7 +53,7 @@ def _batch_count(path: str) -> int:
 def run_gate(spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: float) -> dict[str, Any]:
     """Run every configured check; return {"passed", "checks", "data_docs"}."""
     files = snapshot_files(run)
-    sink = sink_class(spec.target.type)(spec)
+    sink = target_class(spec.target.type)(spec)
     context = run.read_json("context.json") if run.exists("context.json") else {}
     checks: list[dict[str, Any]] = [_reconcile(files, spec, context, stats)]
     if spec.quality.readback.sample > 0:
@@ -121,11 +121,11 @@ def _spark_frame(files: list[str], spec: Spec, run: RunDir):
     transformed shape only Spark can tell)."""
     import json
 
-    from accelsync.spark import get_spark
-    from accelsync.spark_engine import apply_transform
+    from accelsync.engine.spark_session import get_spark
+    from accelsync.engine.spark import apply_transform
     spark = get_spark()
     if files:
-        from accelsync.spark_io import SNAPSHOT_FORMAT
+        from accelsync.engine.spark_io import SNAPSHOT_FORMAT
         return spark.read.format(SNAPSHOT_FORMAT).option("files", json.dumps(files)).load()
     from pyspark.sql.pandas.types import from_arrow_schema
     empty = spark.createDataFrame([], from_arrow_schema(load_plan(run).schema, prefer_timestamp_ntz=True))
@@ -140,7 +140,7 @@ def _reconcile(files: list[str], spec: Spec, context: dict[str, Any], stats: Syn
 
     def count(chunk: tuple[str, int, int]) -> int:
         path, start, stop = chunk
-        own = sink_class(spec.target.type)(spec)
+        own = target_class(spec.target.type)(spec)
         with pa.memory_map(path, "r") as source:
             reader = pa.ipc.open_file(source)
             return sum(own.count_present(reader.get_batch(index), context)

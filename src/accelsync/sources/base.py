@@ -7,8 +7,8 @@ from typing import ClassVar, Iterator
 
 import pyarrow as pa
 
-from accelsync.dirty import DirtyLog
-from accelsync.plan import Plan
+from accelsync.engine.dirty import DirtyLog
+from accelsync.engine.plan import Plan
 from accelsync.spec import Spec
 
 

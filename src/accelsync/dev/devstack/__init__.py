@@ -1,0 +1,114 @@
+"""`accelsync devstack`: the local services the demo and the integration tests run against.
+
+Each service reuses a healthy server already on its port, or starts its own in the background
+with data and logs under `$ACCELSYNC_HOME/devstack/<service>/` (ACCELSYNC_HOME defaults to
+`./.accelsync`; `ACCELSYNC_DEVSTACK_HOME` replaces the whole `.../devstack` folder). `down`
+stops only what devstack started. `env` prints the Airflow connections (`AIRFLOW_CONN_<ID>`)
+that point at them. Hosts and ports: `ACCELSYNC_<SERVICE>_HOST` / `ACCELSYNC_<SERVICE>_PORT`.
+
+Adding a service (e.g. Apache HBase with its Thrift server on 9090, Apache Druid on 8888) means
+one module with a `Service` subclass and one line in `SERVICES`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from accelsync.dev.devstack.base import Service, ServiceStatus, devstack_home
+from accelsync.dev.devstack.druid import Druid
+from accelsync.dev.devstack.hbase import Hbase
+from accelsync.dev.devstack.kafka import Kafka
+from accelsync.dev.devstack.mariadb import MariaDB
+from accelsync.dev.devstack.process import DevstackError
+from accelsync.dev.devstack.redis import Redis
+
+__all__ = ["SERVICES", "DevstackError", "Service", "ServiceStatus", "command", "connection_env",
+           "devstack_home", "down", "env_lines", "services", "status", "up"]
+
+# Started in this order, stopped in reverse.
+SERVICES: dict[str, type[Service]] = {
+    MariaDB.name: MariaDB,
+    Redis.name: Redis,
+    Kafka.name: Kafka,
+    Hbase.name: Hbase,
+    Druid.name: Druid,
+}
+ALIASES = {"mariadb": "mysql"}
+
+
+def services(names: list[str] | None = None) -> list[Service]:
+    """Service instances for `names` (all when None), configured from the environment now."""
+    wanted = [ALIASES.get(n, n) for n in names] if names else list(SERVICES)
+    unknown = [n for n in wanted if n not in SERVICES]
+    if unknown:
+        raise DevstackError(f"unknown service {', '.join(unknown)}; known: {', '.join(SERVICES)}")
+    return [SERVICES[n]() for n in dict.fromkeys(wanted)]
+
+
+def up(names: list[str] | None = None) -> list[ServiceStatus]:
+    """Make every service answer: reuse a healthy server, else start one. Raises DevstackError."""
+    results, errors = [], []
+    for service in services(names):
+        try:
+            results.append(service.up())
+        except DevstackError as exc:
+            errors.append(f"{service.name}: {exc}")
+    if errors:
+        raise DevstackError("\n".join(errors))
+    return results
+
+
+def down(names: list[str] | None = None) -> list[str]:
+    """Stop the services devstack started; leave reused ones running. One line per service."""
+    return [service.down() for service in reversed(services(names))]
+
+
+def status(names: list[str] | None = None) -> list[ServiceStatus]:
+    """Whether each service answers on its address, and whether devstack started it."""
+    return [service.status() for service in services(names)]
+
+
+def connection_env() -> dict[str, str]:
+    """`AIRFLOW_CONN_<ID>` variables for the services, in forms Airflow accepts (URI or JSON)."""
+    return {f"AIRFLOW_CONN_{s.conn_id.upper()}": s.connection() for s in services()}
+
+
+def env_lines() -> list[str]:
+    """Shell `export NAME='value'` lines for `connection_env()`, single-quoted for sh/bash/zsh."""
+    return [f"export {name}='{_sh_single_quote(value)}'" for name, value in connection_env().items()]
+
+
+def command(action: str, names: list[str] | None = None) -> int:
+    """Run `accelsync devstack <action>`: print the outcome, return the exit code (0 ok, 1 error)."""
+    try:
+        if action == "up":
+            for result in up(names):
+                print(result.line())
+        elif action == "down":
+            print("\n".join(down(names)))
+        elif action == "status":
+            for result in status(names):
+                print(result.line())
+        elif action == "env":
+            print("\n".join(env_lines()))
+        else:
+            raise DevstackError(f"unknown action {action!r}; use up, down, status or env")
+    except DevstackError as exc:
+        if action == "up":  # show what did come up before the failure
+            _print_status(names)
+        print(f"accelsync devstack {action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_status(names: list[str] | None) -> None:
+    try:
+        results = status(names)
+    except DevstackError:
+        return
+    for result in results:
+        print(result.line())
+
+
+def _sh_single_quote(value: str) -> str:
+    return value.replace("'", "'\"'\"'")

@@ -1,0 +1,127 @@
+"""The local engine: a sync's partitions run by worker processes on this machine, no JVM.
+
+The same tasks as the Spark engine (`accelsync.engine.tasks`: a plan partition read and written by the
+shared loops, retried when a service was unavailable) run in up to `speed.channels` worker
+processes, DataX's channels; a plan with one partition, or a spec with one channel, runs in this
+process and pays no process start at all. Workers are forked from this process when it runs no
+other thread (cheap: nothing is imported again), else spawned; `ACCELSYNC_LOCAL_START` (fork,
+spawn, forkserver) overrides that.
+
+At the run's deadline the workers are terminated (a task in this process stops at its next
+batch) and the sync fails with `timeout`; the first task that fails stops the others.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+
+from accelsync.engine import cancel
+from accelsync.errors import AccelsyncError, SyncTimeout, classify
+from accelsync.engine.plan import Plan
+from accelsync.runs import RunDir
+from accelsync.spec import Spec
+from accelsync.engine.tasks import sync_partition
+
+
+def copy(spec: Spec, plan: Plan, options: dict[str, str], run: RunDir, deadline: float | None) -> None:
+    """Copy the plan's partitions; leaves the tasks' stats in `write_stats.json`."""
+    work = list(enumerate(plan.partitions))
+    workers = min(spec.speed.channels, len(work))
+    if deadline is not None and deadline <= time.monotonic():
+        raise SyncTimeout("timeout: the run's time budget was used up before the sync started")
+    if workers <= 1:
+        stats = _in_process(options, work, deadline)
+    else:
+        stats = _in_workers(options, work, workers, deadline)
+    run.write_json("write_stats.json", stats)
+
+
+def _in_process(options: dict[str, str], work: list[tuple[int, dict]], deadline: float | None) -> list[dict]:
+    cancel.CANCELLED.clear()
+    timer = None
+    if deadline is not None:
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), cancel.CANCELLED.set)
+        timer.daemon = True
+        timer.start()
+    try:
+        return [_task_error_mapped(sync_partition, options, 0, index, value) for index, value in work]
+    finally:
+        if timer is not None:
+            timer.cancel()
+        cancel.CANCELLED.clear()
+
+
+# Pools running now, so a killed Airflow task can stop their workers (stop_all).
+_ACTIVE: set[ProcessPoolExecutor] = set()
+
+
+def stop_all() -> None:
+    """Stop every sync task of this process: those in it at their next batch, workers now."""
+    cancel.CANCELLED.set()
+    for pool in list(_ACTIVE):
+        _stop(pool)
+
+
+def _in_workers(options: dict[str, str], work: list[tuple[int, dict]], workers: int,
+                deadline: float | None) -> list[dict]:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(_start_method()))
+    _ACTIVE.add(pool)
+    futures: list[Future] = [pool.submit(sync_partition, options, index % workers, index, value)
+                             for index, value in work]
+    clean = False
+    try:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        done, pending = wait(futures, timeout=timeout, return_when=FIRST_EXCEPTION)
+        if pending and not any(f.exception() for f in done):
+            raise SyncTimeout(cancel.MESSAGE)
+        for future in futures:  # in plan order: the first failed partition names the error
+            if future.done() and future.exception() is not None:
+                raise _mapped(future.exception())
+        clean = True
+        return [future.result() for future in futures]
+    finally:
+        _ACTIVE.discard(pool)
+        if clean:
+            pool.shutdown(wait=True)
+        else:
+            _stop(pool)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Terminate the workers now (a failed or timed-out sync): their partial writes are the
+    failed run's, which it discards."""
+    processes = list((pool._processes or {}).values())  # the executor has no public kill
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+
+
+def _start_method() -> str:
+    chosen = os.environ.get("ACCELSYNC_LOCAL_START")
+    if chosen:
+        return chosen
+    # fork copies this process as it is: safe when no other thread holds a lock it copies.
+    return "fork" if threading.active_count() == 1 else "spawn"
+
+
+def _task_error_mapped(function, *args):
+    try:
+        return function(*args)
+    except Exception as exc:
+        raise _mapped(exc) from None
+
+
+def _mapped(exc: BaseException) -> BaseException:
+    """A task's failure as an accelsync error: its own, or a bug or outage classified."""
+    if isinstance(exc, AccelsyncError):
+        return exc
+    return classify(exc, f"sync task failed: {type(exc).__name__}: {exc}")

@@ -1,1 +1,0 @@
-"""Sinks: one module per `target.type`, each a Sink subclass registered by type."""
