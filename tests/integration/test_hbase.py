@@ -300,7 +300,7 @@ def test_thrift_server_errors_read_as_hbase_states_them(services, hbase):
     import Hbase_thrift
 
     from accelsync.connections import get_connection
-    from accelsync.targets.hbase.target import hbase_error
+    from accelsync.targets.hbase.client import hbase_error
 
     conn = get_connection("test_hbase")
     client = hbase.client

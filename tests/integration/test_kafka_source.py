@@ -333,7 +333,7 @@ def test_range_ends_at_the_planned_offset_whatever_the_log_does(script, offsets)
     from confluent_kafka import KafkaError, Message
 
     from accelsync.connections import Connection
-    from accelsync.sources.kafka.client import _Client
+    from accelsync.sources.kafka.client import KafkaClient
 
     def message(item):
         if isinstance(item, str):
@@ -349,6 +349,6 @@ def test_range_ends_at_the_planned_offset_whatever_the_log_does(script, offsets)
             assert self.replies, "the range loop asked for more after its end"
             return self.replies.pop(0)
 
-    client = _Client(Connection("k", "kafka", extra={"bootstrap.servers": SERVERS}))
+    client = KafkaClient(Connection("k", "kafka", extra={"bootstrap.servers": SERVERS}))
     got = client.consume_range(ScriptedConsumer(), "t", 0, start=5, end=8)
     assert [[m.offset() for m in chunk] for chunk in got] == offsets

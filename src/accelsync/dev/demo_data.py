@@ -91,7 +91,7 @@ def write_logs(rows: int, root: Path) -> list[Path]:
 def ensure_datax_table(conn_id: str = "hbase_default") -> None:
     """The DataX job's table: hbase11xwriter writes to an existing table, as the job says."""
     from accelsync.connections import get_connection
-    from accelsync.targets.hbase.target import hbase_connection
+    from accelsync.targets.hbase.client import hbase_connection
 
     client = hbase_connection(get_connection(conn_id))
     try:
@@ -104,7 +104,7 @@ def ensure_datax_table(conn_id: str = "hbase_default") -> None:
 def hbase_present(table: str, keys: list[bytes], conn_id: str = "hbase_default") -> int:
     """How many of `keys` are rows of the HBase table."""
     from accelsync.connections import get_connection
-    from accelsync.targets.hbase.target import hbase_connection
+    from accelsync.targets.hbase.client import hbase_connection
 
     client = hbase_connection(get_connection(conn_id))
     try:

@@ -19,7 +19,7 @@ BATCH_MESSAGES = 32_768
 METADATA_TIMEOUT = 15.0  # seconds, for metadata, watermark and committed-offset requests
 POLL_TIMEOUT = 0.5  # seconds one consume() call waits
 STALL_TIMEOUT = 120.0  # seconds without any message before a read task gives up
-_READ_DEFAULTS = {
+READ_DEFAULTS = {
     "fetch.max.bytes": 64 * 1024 * 1024,
     "max.partition.fetch.bytes": 16 * 1024 * 1024,
     "receive.message.max.bytes": 128 * 1024 * 1024,
@@ -36,7 +36,7 @@ _TERMINAL_CODES = {
 }
 
 
-class _Client:
+class KafkaClient:
     """confluent-kafka calls with accelsync's errors (terminal / transient) and no secrets in them."""
 
     def __init__(self, conn: Connection):

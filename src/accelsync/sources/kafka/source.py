@@ -30,7 +30,7 @@ from accelsync.engine.plan import Plan
 from accelsync.errors import TerminalError
 from accelsync.sources.base import Source
 from accelsync.sources.fields import arrow_type
-from accelsync.sources.kafka.client import _Client, _READ_DEFAULTS
+from accelsync.sources.kafka.client import KafkaClient, READ_DEFAULTS
 from accelsync.sources.kafka.messages import META_SCHEMA, make_decoder, to_batch
 from accelsync.sources.kafka.spec import KafkaSourceSpec
 
@@ -69,7 +69,7 @@ class KafkaSource(Source):
     def plan(self, channels: int) -> Plan:
         topic, group = self.options.topic, self.options.group_of(self.spec.name)
         schema = pa.schema(list(value_schema(self.options)) + list(META_SCHEMA))
-        client = _Client(get_connection(self.options.connection))
+        client = KafkaClient(get_connection(self.options.connection))
         consumer = client.consumer({"group.id": group, "enable.auto.commit": False})
         try:
             partitions = client.partitions(consumer, topic)
@@ -118,12 +118,12 @@ class KafkaSource(Source):
         topic = plan.state["topic"]
         number, start, end = int(partition["partition"]), int(partition["start"]), int(partition["end"])
         decoder = make_decoder(self.options, plan.schema)
-        client = _Client(get_connection(self.options.connection))
+        client = KafkaClient(get_connection(self.options.connection))
         consumer = client.consumer({
             "group.id": f"accelsync.reader.{uuid.uuid4().hex}",  # throwaway: tasks never commit
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "enable.partition.eof": True, "auto.offset.reset": "error",
-        }, defaults=_READ_DEFAULTS)
+        }, defaults=READ_DEFAULTS)
         try:
             consumer.assign([TopicPartition(topic, number, start)])
             for messages in client.consume_range(consumer, topic, number, start, end):
@@ -141,7 +141,7 @@ class KafkaSource(Source):
         if not ends:
             return {"committed": {}}
         topic, group = plan.state["topic"], plan.state["group"]
-        client = _Client(get_connection(self.options.connection))
+        client = KafkaClient(get_connection(self.options.connection))
         consumer = client.consumer({"group.id": group, "enable.auto.commit": False})
         try:
             current = client.committed(consumer, topic, sorted(ends))

@@ -14,10 +14,10 @@ from accelsync.errors import TerminalError, TransientError
 
 
 BLOCK_BYTES = 4 * 1024 * 1024    # bytes of whole lines parsed at once (one Arrow batch)
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"
 
 
-def _fs(uri: str):
+def filesystem(uri: str):
     try:
         return fsspec.core.url_to_fs(uri)
     except ImportError as exc:  # e.g. s3:// without s3fs
@@ -26,7 +26,7 @@ def _fs(uri: str):
         raise TerminalError(f"source.path: {uri}: {exc}") from None
 
 
-class _Bounded:
+class Bounded:
     """A read-only view of a stream that ends after `limit` bytes (the size fixed at plan time)."""
 
     def __init__(self, raw, limit: int):
@@ -47,7 +47,7 @@ def read_blocks(piece: dict, dirty: DirtyLog) -> Iterator[tuple[int, bytes]]:
     A plain piece owns the lines that start in [start, end); gzip files are always whole.
     A damaged gzip stream keeps the lines before the damage; the rest is one dirty record.
     """
-    fs, path = _fs(piece["path"])
+    fs, path = filesystem(piece["path"])
     try:
         handle = fs.open(path, "rb")
     except FileNotFoundError:
@@ -55,21 +55,21 @@ def read_blocks(piece: dict, dirty: DirtyLog) -> Iterator[tuple[int, bytes]]:
     with handle:
         end = None
         if piece["gzip"]:
-            stream, line, pos = gzip.GzipFile(fileobj=_Bounded(handle, piece["size"]), mode="rb"), 1, 0
+            stream, line, pos = gzip.GzipFile(fileobj=Bounded(handle, piece["size"]), mode="rb"), 1, 0
         else:
             begin = _first_line_start(handle, piece["start"], piece["size"])
             if begin >= piece["end"]:
                 return
             line = 1 + _count_newlines(handle, begin) if begin else 1
             handle.seek(begin)
-            stream, pos, end = _Bounded(handle, piece["size"] - begin), 0, piece["end"] - begin
+            stream, pos, end = Bounded(handle, piece["size"] - begin), 0, piece["end"] - begin
         carry = b""
         opening = piece["start"] == 0  # line 1 starts at 0 (before any byte order mark): this piece's
         try:
             if opening:  # a UTF-8 byte order mark is not part of the first line
-                carry = stream.read(len(_BOM))
-                if carry == _BOM:
-                    carry, pos = b"", len(_BOM)
+                carry = stream.read(len(BOM))
+                if carry == BOM:
+                    carry, pos = b"", len(BOM)
             while True:
                 if end is not None and pos >= end and not opening:  # pos: where the next line starts
                     return

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from accelsync.errors import TerminalError, TransientError
-from accelsync.sources.logs.blocks import _BOM, _Bounded, _fs
+from accelsync.sources.logs.blocks import BOM, Bounded, filesystem
 
 
 HEAD_BYTES = 64 * 1024           # fingerprint: this much of the head and of the tail
@@ -38,7 +38,7 @@ def _mtime(info: dict) -> Any:
 def list_files(path: str) -> dict[str, tuple[int, Any]]:
     """uri -> (size, mtime) of every file a glob or folder names (folders, also those a glob
     matches, recursively and without hidden files)."""
-    fs, root = _fs(path)
+    fs, root = filesystem(path)
 
     def folder(base: str) -> dict:
         base = base.rstrip("/")
@@ -89,7 +89,7 @@ def _fingerprint(handle, size: int) -> tuple[str, bytes, bytes]:
 
 
 def _describe_file(uri: str, size: int, mtime: Any, header: str | None) -> dict:
-    fs, path = _fs(uri)
+    fs, path = filesystem(uri)
     try:
         with fs.open(path, "rb") as handle:
             fingerprint, head, tail = _fingerprint(handle, size)
@@ -109,12 +109,12 @@ def _describe_file(uri: str, size: int, mtime: Any, header: str | None) -> dict:
 
 
 def _read_header(uri: str, size: int, zipped: bool, delimiter: str) -> list[str]:
-    fs, path = _fs(uri)
+    fs, path = filesystem(uri)
     with fs.open(path, "rb") as handle:
-        stream = gzip.GzipFile(fileobj=_Bounded(handle, size), mode="rb") if zipped else _Bounded(handle, size)
+        stream = gzip.GzipFile(fileobj=Bounded(handle, size), mode="rb") if zipped else Bounded(handle, size)
         line = _readline(stream, 1 << 20)
-    if line.startswith(_BOM):
-        line = line[len(_BOM):]
+    if line.startswith(BOM):
+        line = line[len(BOM):]
     text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
     return [name.strip() for name in next(csv.reader([text], delimiter=delimiter), [])]
 
@@ -129,7 +129,7 @@ def _readline(stream, limit: int) -> bytes:
     return data.split(b"\n", 1)[0]
 
 
-def _ledger_entry(info: dict) -> dict:
+def ledger_entry(info: dict) -> dict:
     return {"size": info["size"], "mtime": info["mtime"], "fingerprint": info["fingerprint"]}
 
 
@@ -140,7 +140,7 @@ def appended_to(entry: dict, info: dict) -> bool:
     before = entry.get("size")
     if info["gzip"] or not before or info["size"] <= before or not entry.get("fingerprint"):
         return False
-    fs, path = _fs(info["path"])
+    fs, path = filesystem(info["path"])
     try:
         with fs.open(path, "rb") as handle:
             fingerprint = _fingerprint(handle, before)[0]
@@ -151,7 +151,7 @@ def appended_to(entry: dict, info: dict) -> bool:
     return last == b"\n" and fingerprint == entry["fingerprint"]
 
 
-def _change(entry: dict, info: dict) -> str:
+def change_of(entry: dict, info: dict) -> str:
     before, after = entry.get("size"), info["size"]
     if before is not None and after > before:
         return f"grew from {before} to {after} bytes"
@@ -190,7 +190,7 @@ def balance(pieces: list[dict], channels: int) -> list[list[dict]]:
     return [sorted(group, key=lambda p: (p["path"], p["start"])) for group in groups if group]
 
 
-def _size(value: float) -> str:
+def size_text(value: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"

@@ -50,7 +50,7 @@ from accelsync.errors import TerminalError
 from accelsync.sources.base import Source
 from accelsync.sources.fields import arrow_type
 from accelsync.sources.logs.blocks import read_blocks
-from accelsync.sources.logs.files import _change, _ledger_entry, _size, appended_to, balance, describe_files, list_files, split_files
+from accelsync.sources.logs.files import change_of, ledger_entry, size_text, appended_to, balance, describe_files, list_files, split_files
 from accelsync.sources.logs.spec import LogsSourceSpec
 from accelsync.sources.records import ByteRanges, RecordParser, _re2_compatible
 from accelsync.state import load_state, save_state
@@ -104,7 +104,7 @@ class LogsSource(Source):
         for info in described:
             entry = ledger.get(info["path"])
             if entry and entry.get("size") == info["size"] and entry.get("fingerprint") == info["fingerprint"]:
-                touched[info["path"]] = _ledger_entry(info)
+                touched[info["path"]] = ledger_entry(info)
                 skipped += 1
                 continue
             if entry and appended_to(entry, info):
@@ -112,9 +112,9 @@ class LogsSource(Source):
                 info = dict(info, start=entry["size"], weight=max(1, info["size"] - entry["size"]))
                 grown.append({"path": info["path"], "from": entry["size"], "to": info["size"]})
             elif entry:
-                changed.append({"path": info["path"], "change": _change(entry, info),
+                changed.append({"path": info["path"], "change": change_of(entry, info),
                                 "was": {k: entry.get(k) for k in ("size", "mtime", "fingerprint")},
-                                "now": _ledger_entry(info)})
+                                "now": ledger_entry(info)})
             files.append(info)
         if self._named_header():
             for info in files:
@@ -123,7 +123,7 @@ class LogsSource(Source):
         partitions = [{"pieces": group} for group in balance(pieces, channels)]
         gone = sorted(set(ledger) - set(listed)) if listed else []
         state = {"incremental": self.options.incremental,
-                 "files": {info["path"]: _ledger_entry(info) for info in files},
+                 "files": {info["path"]: ledger_entry(info) for info in files},
                  "changed": changed, "grown": grown, "touched": touched, "gone": gone, "skipped": skipped}
         for item in changed:
             log.warning("logs source %s: %s changed since it was synced (%s); re-reading it in full",
@@ -146,7 +146,7 @@ class LogsSource(Source):
             return f"no files match {self.options.path}"
         size = sum(info["size"] for info in files)
         zipped = sum(1 for info in files if info["gzip"])
-        text = (f"{len(files)} files ({zipped} gzip, {_size(size)}) in {len(partitions)} partitions"
+        text = (f"{len(files)} files ({zipped} gzip, {size_text(size)}) in {len(partitions)} partitions"
                 + (f", {len(pieces)} pieces" if len(pieces) != len(files) else ""))
         if self.options.incremental:
             text += (f"; incremental: {len(files) - len(changed) - len(grown)} new, "

@@ -15,7 +15,7 @@ from typing import Any
 
 from accelsync.connections import Connection
 from accelsync.errors import TerminalError, TransientError
-from accelsync.targets.druid.timeutil import ALL_INTERVAL, _interval_millis
+from accelsync.targets.druid.timeutil import ALL_INTERVAL, interval_millis
 
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class DruidClient:
         if status != 200 or not isinstance(body, list):
             raise TransientError(f"Druid did not list the segments of {datasource} (HTTP {status}): "
                                  f"{_message(body)}")
-        bounds = [_interval_millis(segment["interval"]) for segment in body]
+        bounds = [interval_millis(segment["interval"]) for segment in body]
         return min(b[0] for b in bounds), max(b[1] for b in bounds)
 
     def loaded(self, datasource: str, interval: str) -> bool:

@@ -9,32 +9,32 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accelsync.targets.druid.timeutil import MAX_MILLIS, MIN_MILLIS, _interval_millis, _iso_one
+from accelsync.targets.druid.timeutil import MAX_MILLIS, MIN_MILLIS, interval_millis, iso_millis
 
 
-def _iso(millis: pa.Array) -> pa.Array:
+def iso_column(millis: pa.Array) -> pa.Array:
     return pc.strftime(pc.cast(millis, pa.timestamp("ms", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
 
 
-def _timestamp_literal(iso_text: str) -> str:
+def timestamp_literal(iso_text: str) -> str:
     return "TIMESTAMP '" + iso_text.replace("T", " ").rstrip("Z") + "'"
 
 
-def _literal(value: Any) -> str:
+def sql_literal(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(value)
 
 
-def _ident(name: str) -> str:
+def sql_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _key_text(key: Iterable[Any]) -> str:
+def group_key_text(key: Iterable[Any]) -> str:
     return "\x1f".join("\x00" if v is None else repr(v) for v in key)
 
 
-def _metric_input(value: Any, kind: str) -> Any:
+def metric_input(value: Any, kind: str) -> Any:
     """A metric input as Druid reads it: longs truncate, text parses, NULL and NaN stay NULL."""
     if value is None:
         return None
@@ -55,7 +55,7 @@ def _metric_input(value: Any, kind: str) -> Any:
     return int(value) if kind.startswith("long") else float(value)
 
 
-def _combine(current: Any, value: Any, kind: str) -> Any:
+def combine_metric(current: Any, value: Any, kind: str) -> Any:
     if value is None:
         return current
     if current is None:
@@ -67,7 +67,7 @@ def _combine(current: Any, value: Any, kind: str) -> Any:
     return current + value
 
 
-def _same(expected: Any, actual: Any, approximate: bool) -> bool:
+def same_metric(expected: Any, actual: Any, approximate: bool) -> bool:
     if expected is None or actual is None:
         return expected is None and actual is None
     if approximate:
@@ -75,14 +75,14 @@ def _same(expected: Any, actual: Any, approximate: bool) -> bool:
     return expected == actual
 
 
-def _where_intervals(intervals: list[str]) -> str:
+def where_intervals(intervals: list[str]) -> str:
     """A SQL WHERE clause on __time for these intervals ("" for all of time)."""
     terms = []
     for interval in intervals:
-        start, end = _interval_millis(interval)
+        start, end = interval_millis(interval)
         if start <= MIN_MILLIS and end >= MAX_MILLIS:
             return ""
-        tests = ([f"__time >= {_timestamp_literal(_iso_one(start))}"] if start > MIN_MILLIS else []) + \
-                ([f"__time < {_timestamp_literal(_iso_one(end))}"] if end < MAX_MILLIS else [])
+        tests = ([f"__time >= {timestamp_literal(iso_millis(start))}"] if start > MIN_MILLIS else []) + \
+                ([f"__time < {timestamp_literal(iso_millis(end))}"] if end < MAX_MILLIS else [])
         terms.append("(" + " AND ".join(tests) + ")")
     return " WHERE " + " OR ".join(terms) if terms else ""

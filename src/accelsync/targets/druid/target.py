@@ -50,9 +50,9 @@ from accelsync.spec import Spec, format_duration
 from accelsync.targets.base import BatchWriter, Target
 from accelsync.targets.druid.client import DruidClient, SERVED_GRACE
 from accelsync.targets.druid.spec import DruidTargetSpec
-from accelsync.targets.druid.sql import _combine, _ident, _iso, _key_text, _literal, _metric_input, _same, _timestamp_literal, _where_intervals
-from accelsync.targets.druid.timeutil import ALL_INTERVAL, ALL_TIME, _floor_one, _instant_millis, _interval_millis, _intervals, _iso_one, _next_one, _span, event_millis, floor_millis, staging_name
-from accelsync.targets.druid.writer import _DruidWriter, _dimension_type, _dimension_values
+from accelsync.targets.druid.sql import combine_metric, sql_ident, iso_column, group_key_text, sql_literal, metric_input, same_metric, timestamp_literal, where_intervals
+from accelsync.targets.druid.timeutil import ALL_INTERVAL, ALL_TIME, floor_one, instant_millis, interval_millis, intervals_of, iso_millis, next_chunk, span_of, event_millis, floor_millis, staging_name
+from accelsync.targets.druid.writer import DruidWriter, dimension_type, dimension_values
 
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class DruidTarget(Target):
             client.remove(name)
 
     def open_writer(self, context: dict[str, Any]) -> BatchWriter:
-        return _DruidWriter(self, context)
+        return DruidWriter(self, context)
 
     def layout(self, schema: pa.Schema) -> list[tuple[str, str]]:
         """The dimensions as (name, Druid type): the spec's, else every column but the timestamp,
@@ -122,7 +122,7 @@ class DruidTarget(Target):
         names = list(self.options.dimensions) or [
             n for n in schema.names
             if n != self.ts and n not in self.fields and n not in meta_columns()]
-        return [(n, _dimension_type(schema.field(n).type)) for n in names]
+        return [(n, dimension_type(schema.field(n).type)) for n in names]
 
     # -- driver: after every write task --------------------------------------------------------
 
@@ -132,7 +132,7 @@ class DruidTarget(Target):
         chunks = sorted({c for part in parts for c in part["chunks"]})
         context = dict(context, staged_dir=str(folder / "data"), staged_rows=sum(p["rows"] for p in parts),
                        dimensions=parts[0]["dimensions"] if parts else [],
-                       intervals=_intervals(chunks, self.options.granularity.segment))
+                       intervals=intervals_of(chunks, self.options.granularity.segment))
         client = self._client()
         staging = context["staging_datasource"]
         client.drop(staging)  # a rerun of this run id starts from nothing
@@ -142,7 +142,7 @@ class DruidTarget(Target):
         try:
             task_id = client.submit(self.task(context, staging, staging=True))
             context["staging_task"] = task_id
-            self._wait(client, task_id, deadline, "staging", _span(context["intervals"]))
+            self._wait(client, task_id, deadline, "staging", span_of(context["intervals"]))
             context.update(self._served_staging(client, context, task_id, deadline))
         except BaseException:
             # Nothing staged outlives a failed run: FAILED, timed out, or anything else.
@@ -155,8 +155,8 @@ class DruidTarget(Target):
         """Wait until the broker serves every staged row; the rows ingested and Druid's row count
         (after rollup). The coordinator reports segments loaded a moment before the broker routes
         queries to them, and a new datasource reaches SQL's schema a moment later still."""
-        staging = _ident(context["staging_datasource"])
-        query = f"SELECT SUM({_ident(ROWS_METRIC)}) AS n, COUNT(*) AS druid_rows FROM {staging}"
+        staging = sql_ident(context["staging_datasource"])
+        query = f"SELECT SUM({sql_ident(ROWS_METRIC)}) AS n, COUNT(*) AS druid_rows FROM {staging}"
         limit = time.monotonic() + SERVED_GRACE
         while True:
             rows = client.sql_if_known(query)
@@ -197,7 +197,7 @@ class DruidTarget(Target):
             if not data and intervals:
                 # Druid refuses an empty inline input: one row just before the replaced span,
                 # which Druid throws away (outside `intervals`), stands for "no rows".
-                before = _interval_millis(intervals[0])[0] - 1
+                before = interval_millis(intervals[0])[0] - 1
                 data = json.dumps({self.ts: before}) + "\n"
             source = {"type": "inline", "data": data}
         else:
@@ -270,8 +270,8 @@ class DruidTarget(Target):
         counts = pc.value_counts(self._group_keys(batch, context)[0]).to_pylist()
         wanted = {c["values"]: c["counts"] for c in counts}
         if self.options.granularity.query == "all":
-            rows = self._client().sql(f"SELECT SUM({_ident(ROWS_METRIC)}) AS n FROM "
-                                      f"{_ident(context['staging_datasource'])}")
+            rows = self._client().sql(f"SELECT SUM({sql_ident(ROWS_METRIC)}) AS n FROM "
+                                      f"{sql_ident(context['staging_datasource'])}")
             return min(wanted[ALL_TIME], int(rows[0]["n"] or 0))
         histogram = self._time_histogram(context)
         if histogram is not None:
@@ -281,8 +281,8 @@ class DruidTarget(Target):
         for start in range(0, len(times), 5000):
             chunk = times[start:start + 5000]
             rows = self._client().sql(
-                f"SELECT __time, SUM({_ident(ROWS_METRIC)}) AS n FROM {_ident(context['staging_datasource'])} "
-                f"WHERE __time IN ({', '.join(_timestamp_literal(t) for t in chunk)}) GROUP BY __time")
+                f"SELECT __time, SUM({sql_ident(ROWS_METRIC)}) AS n FROM {sql_ident(context['staging_datasource'])} "
+                f"WHERE __time IN ({', '.join(timestamp_literal(t) for t in chunk)}) GROUP BY __time")
             present += sum(min(wanted.get(row["__time"], 0), int(row["n"])) for row in rows)
         return present
 
@@ -290,13 +290,13 @@ class DruidTarget(Target):
         """Rows per Druid time in the staging datasource, fetched once per gate task when there are
         at most HISTOGRAM_LIMIT distinct times (else None: batches ask for their own times)."""
         if self._histogram is None:
-            table = _ident(context["staging_datasource"])
+            table = sql_ident(context["staging_datasource"])
             client = self._client()
             rows = client.sql(f"SELECT COUNT(*) AS n FROM (SELECT __time FROM {table} GROUP BY __time)")
             self._histogram = False
             if rows and int(rows[0]["n"]) <= HISTOGRAM_LIMIT:
                 self._histogram = {row["__time"]: int(row["n"]) for row in client.sql(
-                    f"SELECT __time, SUM({_ident(ROWS_METRIC)}) AS n FROM {table} GROUP BY __time")}
+                    f"SELECT __time, SUM({sql_ident(ROWS_METRIC)}) AS n FROM {table} GROUP BY __time")}
         return self._histogram or None
 
     def read_back(self, rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:
@@ -321,7 +321,7 @@ class DruidTarget(Target):
             checks = [(ROWS_METRIC, want[ROWS_METRIC], got[ROWS_METRIC], False)]
             checks += [(m.name, want[m.name], got[m.name], m.type in _DOUBLE_METRICS) for m in metrics]
             for name, wanted_value, actual, approximate in checks:
-                if not _same(wanted_value, actual, approximate):
+                if not same_metric(wanted_value, actual, approximate):
                     mismatches.append({"key": key, "field": "rows" if name == ROWS_METRIC else name,
                                        "expected": wanted_value, "actual": actual})
         return mismatches
@@ -332,8 +332,8 @@ class DruidTarget(Target):
         millis, _ = event_millis(batch.column(self.ts), self.ts_format, self.ts)
         query = self.options.granularity.query
         times = pa.array([ALL_TIME] * batch.num_rows) if query == "all" else \
-            _iso(floor_millis(millis, query))
-        return [times] + [_dimension_values(batch.column(name), kind) for name, kind in context["dimensions"]]
+            iso_column(floor_millis(millis, query))
+        return [times] + [dimension_values(batch.column(name), kind) for name, kind in context["dimensions"]]
 
     def _query_groups(self, groups: list[tuple], context: dict[str, Any], metrics: list) -> dict[tuple, dict]:
         """SUM(__accelsync_rows) and the metrics' aggregates of these groups in the staging datasource."""
@@ -353,22 +353,22 @@ class DruidTarget(Target):
         tests = []
         if self.options.granularity.query != "all":
             # As millis: Druid turns a long IN list into SCALAR_IN_ARRAY, which takes no timestamps.
-            times = sorted({_instant_millis(g[0]) for g in groups})
+            times = sorted({instant_millis(g[0]) for g in groups})
             tests.append(f"TIMESTAMP_TO_MILLIS(__time) IN ({', '.join(str(t) for t in times)})")
         for index, dim in enumerate(dims, start=1):
             values = {g[index] for g in groups}
             known = sorted((v for v in values if v is not None), key=repr)
-            terms = [f"{_ident(dim)} IN ({', '.join(_literal(v) for v in known)})"] if known else []
+            terms = [f"{sql_ident(dim)} IN ({', '.join(sql_literal(v) for v in known)})"] if known else []
             if None in values:
-                terms.append(f"{_ident(dim)} IS NULL")
+                terms.append(f"{sql_ident(dim)} IS NULL")
             tests.append("(" + " OR ".join(terms) + ")")
-        aggregates = [f'SUM({_ident(ROWS_METRIC)}) AS {_ident(ROWS_METRIC)}']
+        aggregates = [f'SUM({sql_ident(ROWS_METRIC)}) AS {sql_ident(ROWS_METRIC)}']
         for metric in metrics:
             kind = "MIN" if metric.type.endswith("Min") else "MAX" if metric.type.endswith("Max") else "SUM"
-            aggregates.append(f"{kind}({_ident(metric.name)}) AS {_ident(metric.name)}")
-        columns = ", ".join(["__time"] + [_ident(d) for d in dims])
+            aggregates.append(f"{kind}({sql_ident(metric.name)}) AS {sql_ident(metric.name)}")
+        columns = ", ".join(["__time"] + [sql_ident(d) for d in dims])
         where = f" WHERE {' AND '.join(tests)}" if tests else ""
-        query = (f"SELECT {columns}, {', '.join(aggregates)} FROM {_ident(context['staging_datasource'])}"
+        query = (f"SELECT {columns}, {', '.join(aggregates)} FROM {sql_ident(context['staging_datasource'])}"
                  f"{where} GROUP BY {columns}")
         wanted = set(groups)
         found = {}
@@ -392,11 +392,11 @@ class DruidTarget(Target):
         """Row count and metric aggregates of the wanted groups over the whole run snapshot."""
         columns = list(dict.fromkeys([self.ts] + [n for n, _ in context["dimensions"]] + self.fields))
         totals: dict[tuple, dict[str, Any]] = {}
-        wanted_text = pa.array([_key_text(g) for g in wanted], pa.string())
+        wanted_text = pa.array([group_key_text(g) for g in wanted], pa.string())
         for path in self._snapshot_files(context):
             for batch in _snapshot_reader(path, columns)[1]:
                 keys = self._group_keys(batch, context)
-                texts = pa.array([_key_text(k) for k in zip(*[c.to_pylist() for c in keys])], pa.string())
+                texts = pa.array([group_key_text(k) for k in zip(*[c.to_pylist() for c in keys])], pa.string())
                 hit = pc.is_in(texts, value_set=wanted_text)
                 if not pc.any(hit).as_py():
                     continue
@@ -407,8 +407,8 @@ class DruidTarget(Target):
                     entry = totals.setdefault(key, {ROWS_METRIC: 0, **{m.name: None for m in self.options.metrics}})
                     entry[ROWS_METRIC] += 1
                     for metric in self.options.metrics:
-                        value = 1 if metric.type == "count" else _metric_input(values[metric.field][index], metric.type)
-                        entry[metric.name] = _combine(entry[metric.name], value, metric.type)
+                        value = 1 if metric.type == "count" else metric_input(values[metric.field][index], metric.type)
+                        entry[metric.name] = combine_metric(entry[metric.name], value, metric.type)
         return totals
 
     # -- publish -------------------------------------------------------------------------------
@@ -440,7 +440,7 @@ class DruidTarget(Target):
             client.submit(self.task(context, datasource, staging=False, intervals=record.get("intervals"),
                                     task_id=record["task"]), exists_ok=True)
         if record.get("task"):
-            served = _span(record.get("intervals") or context["intervals"])
+            served = span_of(record.get("intervals") or context["intervals"])
             self._wait(client, record["task"], deadline, "publish", served)
             self._wait_published(client, context, record, deadline)
             result.update(task=record["task"], intervals=record.get("intervals"))
@@ -470,7 +470,7 @@ class DruidTarget(Target):
 
     def _replace_intervals(self, client: DruidClient, context: dict[str, Any]) -> list[str] | None:
         segment = self.options.granularity.segment
-        bounds = [_interval_millis(i) for i in context["intervals"]]
+        bounds = [interval_millis(i) for i in context["intervals"]]
         existing = client.used_interval(self.options.datasource)
         if existing:
             bounds.append(existing)
@@ -478,14 +478,14 @@ class DruidTarget(Target):
             return None  # no row now, none before: nothing to replace
         if segment == "all":
             return [ALL_INTERVAL]
-        start = _floor_one(min(b[0] for b in bounds), segment)
-        end = _next_one(_floor_one(max(b[1] for b in bounds) - 1, segment), segment)
-        return [f"{_iso_one(start)}/{_iso_one(end)}"]
+        start = floor_one(min(b[0] for b in bounds), segment)
+        end = next_chunk(floor_one(max(b[1] for b in bounds) - 1, segment), segment)
+        return [f"{iso_millis(start)}/{iso_millis(end)}"]
 
     def _count(self, client: DruidClient, datasource: str, intervals: list[str]) -> int:
         """Druid rows (after rollup) the broker serves in these intervals (0 for an unknown table)."""
-        where = _where_intervals(intervals)
-        rows = client.sql_if_known(f"SELECT COUNT(*) AS n FROM {_ident(datasource)}{where}")
+        where = where_intervals(intervals)
+        rows = client.sql_if_known(f"SELECT COUNT(*) AS n FROM {sql_ident(datasource)}{where}")
         return int(rows[0]["n"]) if rows else 0
 
     def _wait_published(self, client: DruidClient, context: dict[str, Any], record: dict[str, Any],

@@ -25,7 +25,7 @@ MIN_MILLIS, MAX_MILLIS = -4611686018427387904, 4611686018427387903
 _KEYWORD_FORMATS = ("auto", "iso", "millis", "posix", "micro", "nano", "ruby")
 
 
-def _text(column: pa.Array) -> pa.Array:
+def column_text(column: pa.Array) -> pa.Array:
     """Text of any column as a string array (binary as base64, which Druid cannot hold raw)."""
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
         return pa.array([None if v is None else base64.b64encode(v).decode() for v in column.to_pylist()],
@@ -54,7 +54,7 @@ def event_millis(column: pa.Array, fmt: str, name: str) -> tuple[pa.Array, list[
         millis = pc.cast(pc.floor(pc.multiply(numbers, scale)), pa.int64(), safe=False) \
             if not (pa.types.is_integer(kind) and scale == 1) else pc.cast(column, pa.int64())
     else:
-        millis = _parse_text(_text(column) if not pa.types.is_string(kind) else column, fmt)
+        millis = _parse_text(column_text(column) if not pa.types.is_string(kind) else column, fmt)
     rejected = []
     if millis.null_count:
         raw = column.to_pylist()
@@ -152,11 +152,11 @@ def floor_millis(millis: pa.Array, granularity: str) -> pa.Array:
         return millis if size == 1 else pc.multiply(_floor_div(millis, size), size)
     days = pc.multiply(_floor_div(millis, DAY), DAY)
     unique = pc.unique(days)
-    floors = pa.array([None if d is None else _floor_one(d, granularity) for d in unique.to_pylist()], pa.int64())
+    floors = pa.array([None if d is None else floor_one(d, granularity) for d in unique.to_pylist()], pa.int64())
     return pc.take(floors, pc.index_in(days, value_set=unique))
 
 
-def _floor_one(millis: int, granularity: str) -> int:
+def floor_one(millis: int, granularity: str) -> int:
     if granularity in _FIXED:
         return millis - millis % _FIXED[granularity]
     if granularity == "week":
@@ -169,7 +169,7 @@ def _floor_one(millis: int, granularity: str) -> int:
     return _utc_millis(start)
 
 
-def _next_one(start: int, granularity: str) -> int:
+def next_chunk(start: int, granularity: str) -> int:
     if granularity in _FIXED:
         return start + _FIXED[granularity]
     if granularity == "week":
@@ -186,18 +186,18 @@ def chunk_starts(millis: pa.Array, granularity: str) -> set[int]:
     return set(pc.unique(floor_millis(millis, granularity)).to_pylist())
 
 
-def _intervals(starts: list[int], granularity: str) -> list[str]:
+def intervals_of(starts: list[int], granularity: str) -> list[str]:
     """Chunks merged into as few ISO intervals as possible (Druid's granularitySpec.intervals)."""
     if granularity == "all" and starts:
         return [ALL_INTERVAL]
     merged: list[list[int]] = []
     for start in starts:
-        end = _next_one(start, granularity)
+        end = next_chunk(start, granularity)
         if merged and merged[-1][1] == start:
             merged[-1][1] = end
         else:
             merged.append([start, end])
-    return [f"{_iso_one(s)}/{_iso_one(e)}" for s, e in merged]
+    return [f"{iso_millis(s)}/{iso_millis(e)}" for s, e in merged]
 
 
 def staging_name(datasource: str, run_id: str) -> str:
@@ -205,12 +205,12 @@ def staging_name(datasource: str, run_id: str) -> str:
     return f"{datasource}__accelsync_{safe_run_id(run_id)}"
 
 
-def _interval_millis(interval: str) -> tuple[int, int]:
+def interval_millis(interval: str) -> tuple[int, int]:
     """(start, end) millis of an ISO interval as Druid writes it; Druid's ETERNITY bounds too."""
-    return tuple(_instant_millis(part) for part in interval.split("/"))  # type: ignore[return-value]
+    return tuple(instant_millis(part) for part in interval.split("/"))  # type: ignore[return-value]
 
 
-def _instant_millis(text: str) -> int:
+def instant_millis(text: str) -> int:
     if text == ALL_INTERVAL.split("/")[0]:
         return MIN_MILLIS
     if text == ALL_INTERVAL.split("/")[1]:
@@ -218,17 +218,17 @@ def _instant_millis(text: str) -> int:
     return _utc_millis(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def _span(intervals: list[str]) -> str:
+def span_of(intervals: list[str]) -> str:
     """One interval from the first start to the last end (the coordinator's load status takes one)."""
     if not intervals:
         return ALL_INTERVAL
-    bounds = [_interval_millis(i) for i in intervals]
+    bounds = [interval_millis(i) for i in intervals]
     start, end = min(b[0] for b in bounds), max(b[1] for b in bounds)
     if start <= MIN_MILLIS or end >= MAX_MILLIS:
         return ALL_INTERVAL
-    return f"{_iso_one(start)}/{_iso_one(end)}"
+    return f"{iso_millis(start)}/{iso_millis(end)}"
 
 
-def _iso_one(millis: int) -> str:
+def iso_millis(millis: int) -> str:
     moment = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=millis)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis % 1000:03d}Z"

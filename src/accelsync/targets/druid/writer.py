@@ -15,13 +15,13 @@ import pyarrow.compute as pc
 from accelsync.runs import write_json_atomic
 from accelsync.targets import values
 from accelsync.targets.base import BatchWriter
-from accelsync.targets.druid.timeutil import _text, chunk_starts, event_millis
+from accelsync.targets.druid.timeutil import column_text, chunk_starts, event_millis
 
 if TYPE_CHECKING:
     from accelsync.targets.druid.target import DruidTarget
 
 
-class _DruidWriter(BatchWriter):
+class DruidWriter(BatchWriter):
     """Appends this task's rows as JSON lines to its part file; renames it into place at flush."""
 
     def __init__(self, sink: DruidTarget, context: dict[str, Any]):
@@ -80,7 +80,7 @@ class _DruidWriter(BatchWriter):
             self.tmp.unlink(missing_ok=True)
 
 
-def _dimension_type(kind: pa.DataType) -> str:
+def dimension_type(kind: pa.DataType) -> str:
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
     if pa.types.is_integer(kind):
@@ -90,18 +90,18 @@ def _dimension_type(kind: pa.DataType) -> str:
     return "string"
 
 
-def _dimension_values(column: pa.Array, kind: str) -> pa.Array:
+def dimension_values(column: pa.Array, kind: str) -> pa.Array:
     """The values Druid stores for a dimension of this type (what SQL returns)."""
     if kind == "long":
         return pc.cast(column, pa.int64())
     if kind == "double":
         values = pc.cast(column, pa.float64())
         return pc.if_else(pc.is_finite(values), values, pa.scalar(None, pa.float64()))
-    return _text(column)
+    return column_text(column)
 
 
 def _json_dimension(column: pa.Array, kind: str) -> pa.Array:
-    values = _dimension_values(column, kind)
+    values = dimension_values(column, kind)
     if kind == "string":
         return _json_string(values)
     return values.as_text(values)
@@ -115,7 +115,7 @@ def _json_metric_input(column: pa.Array) -> pa.Array:
         return values.as_text(column)
     if pa.types.is_floating(kind):
         return pc.if_else(pc.is_finite(column), values.as_text(column), pa.scalar(None, pa.binary()))
-    return _json_string(_text(column))
+    return _json_string(column_text(column))
 
 
 def _json_string(text: pa.Array) -> pa.Array:

@@ -39,30 +39,27 @@ Connection (Airflow HBase style): host, port (9090), extra `table_prefix`, `tabl
 
 from __future__ import annotations
 
-import calendar
-import functools
-import re
-import struct
 import sys
 import zlib
-from collections import deque
 from datetime import date, datetime, timezone
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
+import calendar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from accelsync.connections import Connection, get_connection
-from accelsync.errors import (AccelsyncError, ConnectionConfigError, TerminalError, TransientError,
-                              is_availability_failure)
+from accelsync.errors import AccelsyncError, TerminalError
+from accelsync.spec import Spec
 from accelsync.targets import values
 from accelsync.targets.base import BatchWriter, Target
-from accelsync.targets.values import same as _same, show as _show, text as _text
-from accelsync.spec import Spec
+from accelsync.targets.hbase.client import hbase_connection, hbase_error, salt_prefixes
 from accelsync.targets.hbase.spec import HbaseTargetSpec
+from accelsync.targets.hbase.thrift import MutationPipe, mutation_messages, row_mutations
+from accelsync.targets.values import same as _same, show as _show, text as _text
 
-_WINDOW = 64                # mutateRows messages sent before their replies are read
+
 _READ_CHUNK = 5000          # row keys per getRows call (gate reads)
 _DAY_MS = 86_400_000
 _LATEST = 2**63 - 1         # HBase's LATEST_TIMESTAMP: the server stamps such cells with its clock
@@ -71,81 +68,10 @@ _FAMILY = {"max_versions": 3, "block_cache_enabled": True, "bloom_filter_type": 
 # HBase's legal names (TableName.isLegalTableQualifierName, ColumnFamilyDescriptor): a table may
 # have a namespace; neither may start with a period or hold anything but these characters.
 # `java.pkg.SomeException: ` before a class name, and the table descriptor HBase appends to some messages
-_JAVA_PACKAGE = re.compile(r"\b(?:[a-z][a-z0-9_]*\.)+(?=[A-Z]\w*(?:Exception|Error)\b)")
-_DESCRIPTOR = re.compile(r",? \{(?:TABLE_ATTRIBUTES|NAME) =>.*$")
 # IOErrors that retrying cannot fix (the rest, e.g. a region in transition, are transient)
-_TERMINAL_HBASE = ("TableNotFoundException", "NoSuchColumnFamilyException", "TableNotEnabledException",
-                   "DoNotRetryIOException", "IllegalArgumentException", "NamespaceNotFoundException")
 
 
-def hbase_connection(conn: Connection):
-    """A happybase connection for an Airflow-style HBase connection (opened)."""
-    import happybase
-
-    extra = conn.extra
-    try:
-        return happybase.Connection(
-            host=conn.host or "127.0.0.1", port=int(conn.port or 9090),
-            timeout=int(extra.get("timeout", 60_000)) or None,
-            table_prefix=extra.get("table_prefix") or None,
-            table_prefix_separator=extra.get("table_prefix_separator", "_"),
-            compat=str(extra.get("compat", "0.98")), transport=extra.get("transport", "buffered"),
-            protocol=extra.get("protocol", "binary"))
-    except (ValueError, TypeError) as exc:
-        raise ConnectionConfigError(f"connection {conn.conn_id!r}: {exc}") from None
-    except Exception as exc:
-        raise hbase_error(exc, conn) from None
-
-
-def hbase_error(exc: Exception, conn: Connection, doing: str = "") -> AccelsyncError:
-    """The accelsync error for a happybase / Thrift failure: terminal when retrying cannot help."""
-    from thriftpy2.thrift import TApplicationException
-
-    idl = sys.modules.get("Hbase_thrift")
-    prefix = f"{doing}: " if doing else ""
-    if idl is not None and isinstance(exc, idl.IOError):
-        message = _message(exc)
-        kind = TerminalError if any(name in message for name in _TERMINAL_HBASE) else TransientError
-        return kind(f"{prefix}HBase failed: {conn.redact(message)}")
-    if idl is not None and isinstance(exc, (idl.IllegalArgument, idl.AlreadyExists)):
-        return TerminalError(f"{prefix}HBase refused: {conn.redact(_message(exc))}")
-    if isinstance(exc, TApplicationException):
-        # e.g. "Internal error processing mutateRows": the Java exception is in the server's log only
-        return TerminalError(f"{prefix}HBase Thrift server error: {conn.redact(_message(exc))} "
-                             f"(the cause is in the HBase Thrift server's log)")
-    if is_availability_failure(exc):
-        return TransientError(f"{prefix}HBase Thrift server at {conn.safe_address()} is unavailable: "
-                              f"{conn.redact(str(exc) or type(exc).__name__)}")
-    return TerminalError(f"{prefix}HBase write failed: {type(exc).__name__}: {conn.redact(str(exc))}")
-
-
-@functools.lru_cache(maxsize=8)
-def salt_prefixes(buckets: int) -> tuple[bytes, ...]:
-    """The prefix of each bucket: `f"{bucket:0{len(str(buckets - 1))}d}_"` (module docstring)."""
-    width = len(str(buckets - 1))
-    return tuple(f"{bucket:0{width}d}_".encode() for bucket in range(buckets))
-
-
-def _message(exc: Exception) -> str:
-    """The first line of a Thrift error, readable: HBase sends the whole Java stack trace, with
-    package-qualified class names, the exception's name twice and sometimes the table's descriptor."""
-    message = getattr(exc, "message", None)
-    if message is None:
-        try:
-            message = str(exc)
-        except TypeError:  # thriftpy2's __str__ of an exception whose message is bytes
-            message = ""
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    if not message.strip():
-        return type(exc).__name__
-    line = _JAVA_PACKAGE.sub("", message.strip().splitlines()[0])
-    name, _, rest = line.partition(": ")
-    if rest.startswith(name + ": "):  # "TableNotFoundException: TableNotFoundException: t"
-        line = rest
-    line = _DESCRIPTOR.sub("", line)
-    return line if len(line) <= 500 else line[:500] + "..."
-
+# ---------------------------------------------------------------- the target
 
 class HbaseTarget(Target):
     type = "hbase"
@@ -386,7 +312,7 @@ class _HbaseWriter(BatchWriter):
         self.table = self.client.table(self.options.table)
         self.cells: Optional[list[tuple[bytes, str]]] = None
         binary = str(self.conn.extra.get("protocol", "binary")) == "binary"
-        self.pipe = _MutationPipe(self.client, self.table.name) if binary else None
+        self.pipe = MutationPipe(self.client, self.table.name) if binary else None
 
     def write(self, batch: pa.RecordBatch) -> list[tuple[int, str]]:
         if self.cells is None:
@@ -452,8 +378,8 @@ class _HbaseWriter(BatchWriter):
         return rejected, pc.invert(bad)
 
     def _send(self, keys: pa.Array, values: list[pa.Array], stamps: Optional[pa.Array]) -> None:
-        pieces = _row_mutations(keys, [cell for cell, _ in self.cells], values)
-        for timestamp, count, body in _messages(pieces, stamps, self.options.batch_size):
+        pieces = row_mutations(keys, [cell for cell, _ in self.cells], values)
+        for timestamp, count, body in mutation_messages(pieces, stamps, self.options.batch_size):
             self.pipe.send(timestamp, count, body)
 
     def _send_with_happybase(self, keys, values, stamps) -> None:
@@ -485,123 +411,3 @@ class _HbaseWriter(BatchWriter):
 
     def close(self) -> None:
         self.client.close()
-
-
-# ---------------------------------------------------------------- Thrift binary protocol, column-wise
-
-# TType codes of the Thrift binary protocol
-_BOOL, _I64, _STRING, _STRUCT, _MAP, _LIST = 2, 10, 11, 12, 13, 15
-
-
-def _field(ttype: int, fid: int) -> bytes:
-    return struct.pack(">bh", ttype, fid)
-
-
-def _string(value: bytes) -> bytes:
-    return struct.pack(">i", len(value)) + value
-
-
-def _be32(lengths: pa.Array) -> pa.Array:
-    """Big-endian int32 of each value, as 4-byte binary values."""
-    raw = np.asarray(pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False), dtype=">i4")
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(4), len(raw), [None, pa.py_buffer(raw.tobytes())]) \
-        .cast(pa.binary())
-
-
-def _row_mutations(keys: pa.Array, cells: list[bytes], values: list[pa.Array]) -> pa.Array:
-    """One encoded BatchMutation struct per row: a put Mutation per non-null value, a delete
-    Mutation per null one (Mutation: isDelete, column, value, writeToWAL)."""
-    wal = _field(_BOOL, 4) + b"\x01" + b"\x00"  # writeToWAL = true, end of struct
-    parts: list = [_field(_STRING, 1), _be32(pc.binary_length(keys)), keys,
-                   _field(_LIST, 2) + bytes([_STRUCT]) + struct.pack(">i", len(cells))]
-    for cell, value in zip(cells, values):
-        column = _field(_STRING, 2) + _string(cell)
-        put = pc.binary_join_element_wise(_field(_BOOL, 1) + b"\x00" + column + _field(_STRING, 3),
-                                          _be32(pc.binary_length(value)), value, wal, b"")
-        parts.append(pc.fill_null(put, _field(_BOOL, 1) + b"\x01" + column + wal))
-    parts.append(b"\x00")  # end of BatchMutation
-    return pc.binary_join_element_wise(*parts, b"")
-
-
-def _messages(pieces: pa.Array, stamps: Optional[pa.Array], batch_size: int) -> Iterator[tuple[Optional[int], int, memoryview]]:
-    """(timestamp or None, rows, encoded rows) per mutateRows(Ts) call: `batch_size` rows at most,
-    and one timestamp per call (rows sorted by it first)."""
-    if stamps is not None:
-        order = pc.sort_indices(stamps)
-        pieces = pc.take(pieces, order)
-        stamps_np = pc.take(stamps, order).to_numpy()
-        starts = np.concatenate(([0], np.flatnonzero(np.diff(stamps_np)) + 1, [len(stamps_np)]))
-    else:
-        starts = np.array([0, len(pieces)])
-    if isinstance(pieces, pa.ChunkedArray):
-        pieces = pieces.combine_chunks()
-    offsets = np.frombuffer(pieces.buffers()[1], dtype=np.int32)[pieces.offset:pieces.offset + len(pieces) + 1]
-    data = memoryview(pieces.buffers()[2])
-    for low, high in zip(starts[:-1].tolist(), starts[1:].tolist()):
-        stamp = None if stamps is None else int(stamps_np[low])
-        for first in range(low, high, batch_size):
-            last = min(high, first + batch_size)
-            yield stamp, last - first, data[offsets[first]:offsets[last]]
-
-
-class _MutationPipe:
-    """Sends encoded mutateRows(Ts) calls on a happybase connection's transport and reads their
-    replies `_WINDOW` calls behind, so the server applies one call while the next is encoded."""
-
-    def __init__(self, client, table: bytes):
-        from thriftpy2.protocol import TBinaryProtocol
-
-        self.idl = sys.modules["Hbase_thrift"]
-        self.transport = client.transport
-        self.protocol = TBinaryProtocol(client.transport, decode_response=False)
-        self.table = table
-        self.pending: deque[str] = deque()
-        self.seqid = 0
-        self.unflushed = 0
-
-    def send(self, timestamp: Optional[int], rows: int, body) -> None:
-        api = "mutateRows" if timestamp is None else "mutateRowsTs"
-        self.seqid += 1
-        head = (struct.pack(">I", 0x80010001) + _string(api.encode()) + struct.pack(">i", self.seqid)
-                + _field(_STRING, 1) + _string(self.table)
-                + _field(_LIST, 2) + bytes([_STRUCT]) + struct.pack(">i", rows))
-        if timestamp is None:
-            tail = _field(_MAP, 3) + bytes([_STRING, _STRING]) + struct.pack(">i", 0) + b"\x00"
-        else:
-            tail = (_field(_I64, 3) + struct.pack(">q", timestamp)
-                    + _field(_MAP, 4) + bytes([_STRING, _STRING]) + struct.pack(">i", 0) + b"\x00")
-        self.transport.write(b"".join((head, body, tail)))
-        self.pending.append(api)
-        self.unflushed += len(body)
-        if self.unflushed >= 1 << 16:
-            self._flush()
-        while len(self.pending) > _WINDOW:
-            self._reply()
-
-    def drain(self) -> None:
-        while self.pending:
-            self._reply()
-
-    def _flush(self) -> None:
-        self.transport.flush()
-        self.unflushed = 0
-
-    def _reply(self) -> None:
-        from thriftpy2.thrift import TApplicationException, TMessageType
-
-        if self.unflushed:
-            self._flush()
-        api = self.pending.popleft()
-        _, kind, _ = self.protocol.read_message_begin()
-        if kind == TMessageType.EXCEPTION:
-            failure = TApplicationException()
-            failure.read(self.protocol)
-            self.protocol.read_message_end()
-            raise failure
-        result = getattr(self.idl.Hbase, f"{api}_result")()
-        result.read(self.protocol)
-        self.protocol.read_message_end()
-        if result.io is not None:
-            raise result.io
-        if result.ia is not None:
-            raise result.ia

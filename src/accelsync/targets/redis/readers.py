@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from accelsync.targets.redis.codecs import decode_value
+from accelsync.targets.redis.versions import live_key
 
 
 class RedisSwapReader:
@@ -19,7 +20,7 @@ class RedisSwapReader:
 
     def __init__(self, client: Any, sync_name: str):
         self.client = client
-        self.pointer = f"accelsync:live:{sync_name}"
+        self.pointer = live_key(sync_name)
 
     def prefix(self) -> str:
         """The live version's key prefix; raises LookupError before the first publish."""

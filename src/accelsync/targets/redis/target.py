@@ -25,16 +25,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accelsync.targets.redis.codecs import compress_array, decode_value, total_bytes
 from accelsync.connections import Connection, get_connection
 from accelsync.errors import TerminalError, TransientError, is_availability_failure
-from accelsync.runs import safe_run_id
-from accelsync.targets import values
-from accelsync.targets.redis import resp
-from accelsync.targets.values import same as _same, show as _show, text as _text
-from accelsync.targets.base import BatchWriter, Target
 from accelsync.spec import Spec, format_duration
+from accelsync.targets import values
+from accelsync.targets.base import BatchWriter, Target
+from accelsync.targets.redis import resp
+from accelsync.targets.redis.codecs import compress_array, decode_value, total_bytes
 from accelsync.targets.redis.spec import RedisTargetSpec
+from accelsync.targets.redis.versions import expire_prefix, unlink_prefix, live_key, retired_key, version_prefix, versions_key
+from accelsync.targets.values import same as _same, show as _show, text as _text
 
 
 def redis_client(conn: Connection):
@@ -102,7 +102,7 @@ class RedisTarget(Target):
         client = self._client()
         try:
             if (client.get(live_key(self.spec.name)) or b"").decode() != prefix:
-                _unlink_prefix(client, prefix)
+                unlink_prefix(client, prefix)
                 client.srem(versions_key(self.spec.name), prefix)
         finally:
             client.close()
@@ -110,7 +110,7 @@ class RedisTarget(Target):
     def _retire(self, client, prefix: str) -> int:
         """Let a superseded version live `grace` longer, then Redis expires its keys itself."""
         grace_ms = int(self.options.grace.total_seconds() * 1000)
-        retired = _expire_prefix(client, prefix, grace_ms) if grace_ms else _unlink_prefix(client, prefix)
+        retired = expire_prefix(client, prefix, grace_ms) if grace_ms else unlink_prefix(client, prefix)
         until = time.time() + grace_ms / 1000
         client.hset(retired_key(self.spec.name), prefix, f"{until:.3f}")
         return retired
@@ -127,7 +127,7 @@ class RedisTarget(Target):
                 continue
             if version in retired and retired[version] > time.time():
                 continue  # still within its grace
-            removed += _unlink_prefix(client, version)
+            removed += unlink_prefix(client, version)
             client.srem(versions_key(self.spec.name), version)
             client.hdel(retired_key(self.spec.name), version)
         return removed
@@ -350,70 +350,10 @@ class _RedisWriter(BatchWriter):
             self.client.close()
 
 
-def live_key(sync_name: str) -> str:
-    return f"accelsync:live:{sync_name}"
-
-
-def versions_key(sync_name: str) -> str:
-    """A set of every version prefix written and not yet removed."""
-    return f"accelsync:versions:{sync_name}"
-
-
-def retired_key(sync_name: str) -> str:
-    """A hash of superseded version prefixes to the time (epoch seconds) their grace ends."""
-    return f"accelsync:retired:{sync_name}"
-
-
-def version_prefix(sync_name: str, run_id: str) -> str:
-    return f"{sync_name}:{safe_run_id(run_id)}:"
-
-
 def _keys(template, batch: pa.RecordBatch, context: dict[str, Any]) -> pa.Array:
     keys = values.render(template, batch)
     prefix = context.get("prefix")
     return pc.binary_join_element_wise(prefix.encode(), keys, b"") if prefix else keys
-
-
-def _expire_prefix(client, prefix: str, milliseconds: int) -> int:
-    """Give every key under a version prefix at most `milliseconds` to live (a key whose own TTL
-    is shorter keeps it: PEXPIRE ... LT, Redis 7; older servers get a plain PEXPIRE)."""
-    count = 0
-    batch: list[bytes] = []
-
-    def send() -> None:
-        pipe = client.pipeline(transaction=False)
-        for key in batch:
-            pipe.execute_command("PEXPIRE", key, milliseconds, *(("LT",) if lt else ()))
-        pipe.execute()
-        batch.clear()
-
-    lt = int(str(client.info("server").get("redis_version", "0")).split(".")[0]) >= 7
-    for key in client.scan_iter(match=_match(prefix), count=10_000):
-        batch.append(key)
-        count += 1
-        if len(batch) == 10_000:
-            send()
-    if batch:
-        send()
-    return count
-
-
-def _match(prefix: str) -> str:
-    return prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace("[", "\\[") + "*"
-
-
-def _unlink_prefix(client, prefix: str) -> int:
-    """Delete every key under a version prefix, in batches (UNLINK frees memory in background)."""
-    removed = 0
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=_match(prefix), count=10_000):
-        batch.append(key)
-        if len(batch) == 10_000:
-            removed += client.unlink(*batch)
-            batch.clear()
-    if batch:
-        removed += client.unlink(*batch)
-    return removed
 
 
 def _json_objects(batch: pa.RecordBatch, fields: list[str]) -> pa.Array:
