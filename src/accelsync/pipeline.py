@@ -26,7 +26,8 @@ from accelsync.engine.sync import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
 from accelsync.engine.faults import pause_point
 from accelsync.registry import target_class, source_class
-from accelsync.runs import RunDir, new_run_id
+from accelsync.runs import (AIRFLOW_FILE, CONTEXT_FILE, GATE_FILE, PLAN_FILE, PUBLISHED_FILE, RUN_FILE, RunDir,
+                            SUMMARY_FILE,  SYNC_FILE, new_run_id)
 from accelsync.spec import FAILED_UPSERT_NOTE, Spec
 from accelsync.state import load_state, save_state
 
@@ -44,7 +45,7 @@ def stage_sync(spec: Spec, run_id: str, deadline: float | None = None, via: str 
     with _locked(spec, run_id, via):
         run = RunDir(spec.name, run_id)
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        run.write_json("run.json", {"name": spec.name, "run_id": run_id, "started": started,
+        run.write_json(RUN_FILE, {"name": spec.name, "run_id": run_id, "started": started,
                                     "finished_publish_of": finish_interrupted_publish(spec, run_id)})
         return engine.sync(spec, run, deadline)
 
@@ -68,7 +69,7 @@ def finish_interrupted_publish(spec: Spec, current_run_id: str) -> str | None:
     pending = load_state(spec.name).get(PUBLISHING)
     if not pending or pending == current_run_id:
         return None
-    if not RunDir(spec.name, pending).exists("gate.json"):
+    if not RunDir(spec.name, pending).exists(GATE_FILE):
         save_state(spec.name, {PUBLISHING: None})  # its folder is gone: nothing left to finish
         log.warning("%s: run %s was publishing, but its run folder is gone", spec.name, pending)
         return None
@@ -94,9 +95,9 @@ def _gate(spec: Spec, run_id: str) -> dict[str, Any]:
     elapsed = (datetime.now(timezone.utc) - started).total_seconds()
     verdict = run_gate(spec, run, stats, elapsed)
     verdict["seconds"] = round(time.monotonic() - clock, 3)
-    run.write_json("gate.json", verdict)
+    run.write_json(GATE_FILE, verdict)
     if not verdict["passed"]:
-        context = run.read_json("context.json") if run.exists("context.json") else {}
+        context = run.read_json(CONTEXT_FILE) if run.exists(CONTEXT_FILE) else {}
         target_class(spec.target.type)(spec).discard(context)  # nothing staged outlives a failed gate
         raise GateFailed(verdict["checks"])
     return verdict
@@ -106,11 +107,11 @@ def discard(spec: Spec, run_id: str) -> None:
     """Throw away what a failed run staged where readers cannot see it (a Druid staging
     datasource); never for a run that started publishing (the next run finishes that publish)."""
     run = RunDir(spec.name, run_id)
-    if run.exists("published.json") or not run.exists("context.json") or \
+    if run.exists(PUBLISHED_FILE) or not run.exists(CONTEXT_FILE) or \
             load_state(spec.name).get(PUBLISHING) == run_id:
         return
     try:
-        target_class(spec.target.type)(spec).discard(run.read_json("context.json"))
+        target_class(spec.target.type)(spec).discard(run.read_json(CONTEXT_FILE))
     except AccelsyncError as exc:  # the run's own failure matters more; the next run cleans up
         log.warning("%s: could not discard what run %s staged (%s); the next run will", spec.name, run_id, exc)
 
@@ -123,11 +124,11 @@ def stage_publish(spec: Spec, run_id: str, via: str = AIRFLOW) -> dict[str, Any]
 
 def _publish(spec: Spec, run_id: str) -> dict[str, Any]:
     run = RunDir(spec.name, run_id)
-    if run.exists("published.json"):
-        return run.read_json("published.json")
-    if not run.exists("gate.json") or not run.read_json("gate.json")["passed"]:
+    if run.exists(PUBLISHED_FILE):
+        return run.read_json(PUBLISHED_FILE)
+    if not run.exists(GATE_FILE) or not run.read_json(GATE_FILE)["passed"]:
         raise TerminalError(f"publish refused: run {run_id} of {spec.name} has no passing gate")
-    context = run.read_json("context.json") if run.exists("context.json") else {}
+    context = run.read_json(CONTEXT_FILE) if run.exists(CONTEXT_FILE) else {}
     clock = time.monotonic()
     save_state(spec.name, {PUBLISHING: run_id})
     target = target_class(spec.target.type)(spec).publish(context)
@@ -135,7 +136,7 @@ def _publish(spec: Spec, run_id: str) -> dict[str, Any]:
     source = source_class(spec.source.type)(spec).publish(load_plan(run))
     record = {"published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "target": target, "source": source, "seconds": round(time.monotonic() - clock, 3)}
-    run.write_json("published.json", record)
+    run.write_json(PUBLISHED_FILE, record)
     save_state(spec.name, {PUBLISHING: None})
     return record
 
@@ -155,7 +156,7 @@ def run(spec: Spec, run_id: str | None = None) -> dict[str, Any]:
         try:
             gate = stage_gate(spec, run_id, via=CLI)
         except GateFailed as exc:
-            gate = RunDir(spec.name, run_id).read_json("gate.json")
+            gate = RunDir(spec.name, run_id).read_json(GATE_FILE)
             raise exc
         stage_publish(spec, run_id, via=CLI)
         status = "published"
@@ -194,16 +195,16 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "gate": {"passed": bool(gate.get("passed")),
                  "checks": [{k: c[k] for k in ("name", "passed", "detail")} for c in gate.get("checks", [])]},
         "data_docs": gate.get("data_docs"),
-        "plan": run.read_json("plan.json")["summary"]["description"] if run.exists("plan.json") else None,
-        "finished_publish_of": (run.read_json("run.json").get("finished_publish_of")
-                                if run.exists("run.json") else None),
+        "plan": run.read_json(PLAN_FILE)["summary"]["description"] if run.exists(PLAN_FILE) else None,
+        "finished_publish_of": (run.read_json(RUN_FILE).get("finished_publish_of")
+                                if run.exists(RUN_FILE) else None),
         "note": (FAILED_UPSERT_NOTE if status == "failed" and spec.visible_before_gate and stats and stats.written
                  else None),
         "run_dir": str(run.path),
-        "airflow_run_id": run.read_json("airflow.json")["run_id"] if run.exists("airflow.json") else None,
+        "airflow_run_id": run.read_json(AIRFLOW_FILE)["run_id"] if run.exists(AIRFLOW_FILE) else None,
         "reason": reason,
     }
-    run.write_json("summary.json", summary)
+    run.write_json(SUMMARY_FILE, summary)
     from accelsync.report import history
     history.record(summary)
     return summary
@@ -213,8 +214,8 @@ def _stage_seconds(run: RunDir, stats: SyncStats | None) -> dict[str, float | No
     """How long each stage took (None: it did not run)."""
     def seconds(name: str) -> float | None:
         return run.read_json(name).get("seconds") if run.exists(name) else None
-    return {"sync": stats.seconds if stats else None, "gate": seconds("gate.json"),
-            "publish": seconds("published.json")}
+    return {"sync": stats.seconds if stats else None, "gate": seconds(GATE_FILE),
+            "publish": seconds(PUBLISHED_FILE)}
 
 
 def _compression(spec: Spec, stats: SyncStats | None) -> dict[str, Any] | None:
@@ -229,15 +230,15 @@ def report(spec: Spec, run_id: str, reason: str | None = None) -> dict[str, Any]
     whatever happened upstream: the run is over, so its lock is given back)."""
     lock.release(spec.name, run_id)
     run = RunDir(spec.name, run_id)
-    stats = load_stats(run) if run.exists("sync.json") else None
-    gate = run.read_json("gate.json") if run.exists("gate.json") else {"passed": False, "checks": []}
-    status = "published" if run.exists("published.json") else "failed"
+    stats = load_stats(run) if run.exists(SYNC_FILE) else None
+    gate = run.read_json(GATE_FILE) if run.exists(GATE_FILE) else {"passed": False, "checks": []}
+    status = "published" if run.exists(PUBLISHED_FILE) else "failed"
     if status == "failed" and reason is None:
         failed = [c for c in gate.get("checks", []) if not c["passed"]]
         reason = ("gate failed: " + "; ".join(f"{c['name']}: {c['detail']}" for c in failed) if failed
                   else "the run did not reach publish; see the failed task's log")
     seconds = 0.0
-    if run.exists("run.json"):
-        started = datetime.fromisoformat(run.read_json("run.json")["started"])
+    if run.exists(RUN_FILE):
+        started = datetime.fromisoformat(run.read_json(RUN_FILE)["started"])
         seconds = (datetime.now(timezone.utc) - started).total_seconds()
     return summarize(spec, run_id, status, reason if status == "failed" else None, stats, gate, seconds)

@@ -15,9 +15,23 @@ from pathlib import Path
 from typing import Any
 
 
-# Written to the run folder when a stage fails, so `report` and the alert can say why (and
-# cleared when the stage starts again).
+# What a run folder holds, named once. Each stage leaves its file for the next (they may run in
+# different processes): the plan, the target's context, the tasks' counts, the sync's totals,
+# the gate's verdict, the publish record, the summary; `run.json` says when the run started and
+# `airflow.json` which Airflow run is behind the folder.
+PLAN_FILE = "plan.json"
+CONTEXT_FILE = "context.json"
+WRITE_STATS_FILE = "write_stats.json"
+SYNC_FILE = "sync.json"
+GATE_FILE = "gate.json"
+PUBLISHED_FILE = "published.json"
+RUN_FILE = "run.json"
+SUMMARY_FILE = "summary.json"
+AIRFLOW_FILE = "airflow.json"
+# Written when a stage fails, so `report` and the alert can say why (cleared when it starts again).
 FAILURE_FILE = "failure.json"
+# Folders the tasks write into: read counts, the rows for the gate, a sample of whole rows, dirty records.
+STATS_FOLDER, SNAPSHOT_FOLDER, SAMPLE_FOLDER, DIRTY_FOLDER = "stats", "snapshot", "sample", "dirty"
 
 
 def home() -> Path:

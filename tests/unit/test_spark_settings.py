@@ -102,7 +102,7 @@ def test_sync_task_is_in_process_without_a_cluster(tmp_path):
     from airflow.sdk import DAG
 
     from accelsync.airflow.operators import SyncOperator
-    from accelsync.airflow.spark_submit import sync_task
+    from accelsync.airflow.dags import sync_task
 
     with DAG("d", schedule=None, auto_register=False):
         task = sync_task(parse_spec(BASE), str(tmp_path / "s.yaml"))
@@ -112,7 +112,8 @@ def test_sync_task_is_in_process_without_a_cluster(tmp_path):
 def test_sync_task_submits_with_a_cluster(tmp_path, monkeypatch):
     from airflow.sdk import DAG
 
-    from accelsync.airflow.spark_submit import job_path, sync_task
+    from accelsync.airflow.dags import sync_task
+    from accelsync.airflow.spark_submit import job_path
 
     monkeypatch.setenv("ACCELSYNC_SPARK_MASTER", "yarn")
     monkeypatch.setenv("ACCELSYNC_SPARK_EXECUTORS", "8")

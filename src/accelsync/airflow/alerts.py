@@ -18,6 +18,8 @@ The alert never carries credentials: reasons pass through `redact` (userinfo of 
 
 from __future__ import annotations
 
+from accelsync.runs import GATE_FILE
+
 import json
 import logging
 import os
@@ -201,7 +203,7 @@ def alert_from_context(context: Any) -> Alert:
             reason = failure["error"]
     if ti.task_id == "spec_error":
         reason = str(exception) if exception else reason
-    gate = run.read_json("gate.json") if run.exists("gate.json") else {}
+    gate = run.read_json(GATE_FILE) if run.exists(GATE_FILE) else {}
     failed = [c["name"] for c in gate.get("checks", []) if not c["passed"]] if ti.task_id == "gate" else []
     kind = ("gate" if failed else
             "timeout" if reason.startswith("timeout") or type(exception).__name__ == "AirflowTaskTimeout"

@@ -13,18 +13,18 @@ Airflow leaves out when it decides the DAG run state: a run whose sync or gate f
 from __future__ import annotations
 
 import re
-import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset
+import warnings
+from airflow.sdk import DAG, Asset, BaseOperator
 
 from accelsync.airflow import alerts, isolation
-from accelsync.errors import SpecError
 from accelsync.airflow.operators import GateOperator, PublishOperator, ReportOperator, SpecErrorOperator
-from accelsync.airflow.spark_submit import sync_task
+from accelsync.errors import SpecError
 from accelsync.spec import NAME_PATTERN, Spec, format_duration, load_spec, spec_files
+
 
 # A fixed start in the past: with catchup off, a scheduled DAG starts at its next interval.
 START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -253,3 +253,21 @@ def _raw_fields(path: Path) -> dict[str, Any]:
     except Exception:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+SYNC_DOC = "Read the source and write the target where readers do not yet rely on it."
+
+
+def sync_task(spec: Spec, spec_path: str) -> BaseOperator:
+    """The DAG's `sync` task for this spec (call inside the DAG's context)."""
+    from accelsync.engine.spark_settings import for_spec
+
+    settings = for_spec(spec)
+    if not settings.is_cluster:
+        from accelsync.airflow.operators import SyncOperator
+
+        return SyncOperator(task_id="sync", spec_path=spec_path, doc_md=SYNC_DOC)
+    from accelsync.airflow.spark_operator import SparkSyncOperator  # the provider: only when needed
+
+    return SparkSyncOperator(task_id="sync", spec_path=spec_path, spec_name=spec.name, settings=settings,
+                             doc_md=SYNC_DOC + f" Submitted to the Spark cluster `{settings.master}`.")

@@ -17,7 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from accelsync.errors import AccelsyncError, TerminalError
-from accelsync.runs import FAILURE_FILE, RunDir, safe_run_id
+from accelsync.runs import AIRFLOW_FILE, FAILURE_FILE, GATE_FILE, RunDir, safe_run_id
 from accelsync.spec import load_spec
 
 if TYPE_CHECKING:
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
     from accelsync.spec import Spec
 
-AIRFLOW_FILE = "airflow.json"
 
 
 class SpecOperator(BaseOperator):
@@ -127,8 +126,8 @@ class GateOperator(SpecOperator):
                 self.log.info("  [ok]   %s: %s", item["name"], item["detail"])
             else:
                 self.log.error("  [FAIL] %s: %s", item["name"], item["detail"])
-        if run.exists("gate.json"):
-            docs = run.read_json("gate.json").get("data_docs")
+        if run.exists(GATE_FILE):
+            docs = run.read_json(GATE_FILE).get("data_docs")
             if docs:
                 self.log.info("Data Docs: %s", docs)
 

@@ -1,10 +1,9 @@
-"""The `sync` task of a DAG: in-process Spark by default, spark-submit to a cluster when one is set.
+"""What the `sync` task needs to spark-submit a sync to a cluster (`accelsync.airflow.spark_operator`).
 
-`sync_task(spec, spec_path)` decides at DAG parse time from the deployment's Spark settings and
-the spec's `spark:` section (`accelsync.engine.spark_settings`): no cluster master means the in-process
-`SyncOperator` (local mode); a cluster master means `SparkSyncOperator`
-(`accelsync.airflow.spark_operator`), the Spark provider's SparkSubmitOperator running
-`jobs/sync_job.py SPEC --run-id RUN --stage sync`.
+With a cluster master in the deployment's Spark settings or the spec's `spark:` section, the DAG's
+`sync` task (`accelsync.airflow.dags.sync_task`) is the Spark provider's SparkSubmitOperator
+running `jobs/sync_job.py SPEC --run-id RUN --stage sync`; without one, the in-process
+`SyncOperator`.
 
 How the submitted driver gets what it needs (client deploy mode: the driver runs beside the
 Airflow task, which can reach Airflow's connections and the run folder):
@@ -22,31 +21,11 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from accelsync.engine.spark_settings import SparkSettings, for_spec
-
-if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator
-
-    from accelsync.spec import Spec
+from accelsync.engine.spark_settings import SparkSettings
 
 SPARK_CONN_ID = "accelsync_spark"
 JOB_ENV = "ACCELSYNC_SPARK_JOB"
-SYNC_DOC = "Read the source and write the target where readers do not yet rely on it."
-
-
-def sync_task(spec: Spec, spec_path: str) -> BaseOperator:
-    """The DAG's `sync` task for this spec (call inside the DAG's context)."""
-    settings = for_spec(spec)
-    if not settings.is_cluster:
-        from accelsync.airflow.operators import SyncOperator
-
-        return SyncOperator(task_id="sync", spec_path=spec_path, doc_md=SYNC_DOC)
-    from accelsync.airflow.spark_operator import SparkSyncOperator  # the provider: only when needed
-
-    return SparkSyncOperator(task_id="sync", spec_path=spec_path, spec_name=spec.name, settings=settings,
-                             doc_md=SYNC_DOC + f" Submitted to the Spark cluster `{settings.master}`.")
 
 
 def job_path() -> str:
@@ -54,7 +33,7 @@ def job_path() -> str:
     configured = os.environ.get(JOB_ENV)
     if configured:
         return configured
-    return str(Path(__file__).resolve().parents[2] / "jobs" / "sync_job.py")
+    return str(Path(__file__).resolve().parents[3] / "jobs" / "sync_job.py")  # <repo>/src/accelsync/airflow/
 
 
 def submit_environment(spec_path: str, settings: SparkSettings) -> dict[str, str]:

@@ -30,7 +30,7 @@ from accelsync import runs
 
 def repo_root() -> Path:
     """The repository this package runs from (src layout: <repo>/src/accelsync), else the cwd."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]  # <repo>/src/accelsync/dev/airflow_env.py
     return root if (root / "dags").is_dir() else Path.cwd()
 
 

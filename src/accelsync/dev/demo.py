@@ -17,6 +17,8 @@ The data is the same for the same `rows`, and reloading it drops and recreates t
 
 from __future__ import annotations
 
+from accelsync.runs import SUMMARY_FILE
+
 import logging
 import os
 import sys
@@ -343,8 +345,8 @@ def _summary(spec, airflow_run_id: str) -> dict[str, Any]:
 
     run_id = safe_run_id(airflow_run_id)
     run = RunDir(spec.name, run_id)
-    if run.exists("summary.json"):
-        return run.read_json("summary.json")
+    if run.exists(SUMMARY_FILE):
+        return run.read_json(SUMMARY_FILE)
     return run_summary(spec, run_id)
 
 

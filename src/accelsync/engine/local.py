@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wai
 from accelsync.engine import cancel
 from accelsync.errors import AccelsyncError, SyncTimeout, classify
 from accelsync.engine.plan import Plan
-from accelsync.runs import RunDir
+from accelsync.runs import RunDir, WRITE_STATS_FILE
 from accelsync.spec import Spec
 from accelsync.engine.tasks import sync_partition
 
@@ -37,7 +37,7 @@ def copy(spec: Spec, plan: Plan, options: dict[str, str], run: RunDir, deadline:
         stats = _in_process(options, work, deadline)
     else:
         stats = _in_workers(options, work, workers, deadline)
-    run.write_json("write_stats.json", stats)
+    run.write_json(WRITE_STATS_FILE, stats)
 
 
 def _in_process(options: dict[str, str], work: list[tuple[int, dict]], deadline: float | None) -> list[dict]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from accelsync.errors import TransientError, is_availability_failure
-from accelsync.runs import write_json_atomic
+from accelsync.runs import DIRTY_FOLDER, SAMPLE_FOLDER, SNAPSHOT_FOLDER, STATS_FOLDER, write_json_atomic
 
 BASE_DELAY = 1.0
 MAX_DELAY = 30.0
@@ -57,12 +57,12 @@ def retry_partition(attempt: Callable[[], dict[str, Any]], index: int, run_dir: 
 def clear_attempt(run_dir: str, index: int) -> None:
     """Remove what a failed attempt at plan partition `index` left in the run folder."""
     folder = Path(run_dir)
-    for pattern in (f"dirty/read-{index:05d}-*", f"dirty/write-p{index:05d}-*",
-                    f"snapshot/write-p{index:05d}-*", f"sample/write-p{index:05d}-*",
-                    f"stats/read-{index:05d}.json"):
+    for pattern in (f"{DIRTY_FOLDER}/read-{index:05d}-*", f"{DIRTY_FOLDER}/write-p{index:05d}-*",
+                    f"{SNAPSHOT_FOLDER}/write-p{index:05d}-*", f"{SAMPLE_FOLDER}/write-p{index:05d}-*",
+                    f"{STATS_FOLDER}/read-{index:05d}.json"):
         for path in folder.glob(pattern):
             path.unlink(missing_ok=True)
 
 
 def _record(run_dir: str, index: int, failures: list[dict[str, Any]]) -> None:
-    write_json_atomic(Path(run_dir) / "stats" / f"retries-{index:05d}.json", failures)
+    write_json_atomic(Path(run_dir) / STATS_FOLDER / f"retries-{index:05d}.json", failures)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from accelsync.connections import for_spec
 from accelsync.errors import SyncTimeout, TerminalError
 from accelsync.engine.plan import Plan
-from accelsync.runs import RunDir
+from accelsync.runs import RunDir, WRITE_STATS_FILE
 from accelsync.engine.spark_io import SINK_FORMAT, SOURCE_FORMAT
 from accelsync.spec import Spec
 from accelsync.engine.tasks import CONNECTIONS_OPTION, sync_partitions
@@ -90,11 +90,11 @@ def _sync_fused(spark, plan: Plan, options: dict[str, str], run: RunDir) -> None
     """No transform: each task reads and writes its partitions in one Python worker."""
     partitions = list(enumerate(plan.partitions))
     if not partitions:
-        run.write_json("write_stats.json", [])
+        run.write_json(WRITE_STATS_FILE, [])
         return
     stats = (spark.sparkContext.parallelize(partitions, len(partitions))
              .mapPartitionsWithIndex(sync_partitions(options)).collect())  # one small dict per task
-    run.write_json("write_stats.json", stats)
+    run.write_json(WRITE_STATS_FILE, stats)
 
 
 def _sync_dataframe(spark, spec: Spec, plan: Plan, run: RunDir, options: dict[str, str]) -> None:

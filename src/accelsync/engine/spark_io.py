@@ -16,6 +16,7 @@ from pyspark.sql.datasource import (DataSource, DataSourceArrowWriter, DataSourc
                                     InputPartition, WriterCommitMessage)
 
 from accelsync.engine.tasks import read_partition, write_batches
+from accelsync.runs import WRITE_STATS_FILE
 
 SOURCE_FORMAT = "accelsync_source"
 SINK_FORMAT = "accelsync_sink"
@@ -122,5 +123,5 @@ class _SinkWriter(DataSourceArrowWriter):
         from pathlib import Path
 
         from accelsync.runs import write_json_atomic
-        write_json_atomic(Path(self.options["run_dir"]) / "write_stats.json",
+        write_json_atomic(Path(self.options["run_dir"]) / WRITE_STATS_FILE,
                           [m.stats for m in messages if m is not None])

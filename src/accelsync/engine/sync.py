@@ -17,7 +17,8 @@ from typing import Any
 from accelsync.errors import DataError, TerminalError
 from accelsync.engine.plan import Plan
 from accelsync.registry import target_class, source_class
-from accelsync.runs import RunDir
+from accelsync.runs import (CONTEXT_FILE, DIRTY_FOLDER, GATE_FILE, PLAN_FILE, SAMPLE_FOLDER, SNAPSHOT_FOLDER,
+                            STATS_FOLDER, SYNC_FILE, WRITE_STATS_FILE, RunDir)
 from accelsync.connections import for_spec
 from accelsync.engine.tasks import CONNECTIONS_OPTION
 from accelsync.spec import Spec
@@ -47,19 +48,19 @@ class SyncStats:
 
 def make_plan(spec: Spec, run: RunDir) -> Plan:
     plan = source_class(spec.source.type)(spec).plan(spec.speed.channels)
-    run.write_json("plan.json", {"plan": plan.to_json(), "summary": plan.summary()})
+    run.write_json(PLAN_FILE, {"plan": plan.to_json(), "summary": plan.summary()})
     return plan
 
 
 def load_plan(run: RunDir) -> Plan:
-    return Plan.from_json(run.read_json("plan.json")["plan"])
+    return Plan.from_json(run.read_json(PLAN_FILE)["plan"])
 
 
 def sync(spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
     """Plan and copy the data; raise DataError when dirty records exceed the error limit."""
-    for folder in ("stats", "snapshot", "sample", "dirty"):
+    for folder in (STATS_FOLDER, SNAPSHOT_FOLDER, SAMPLE_FOLDER, DIRTY_FOLDER):
         shutil.rmtree(run.path / folder, ignore_errors=True)
-    for name in ("write_stats.json", "sync.json", "gate.json"):
+    for name in (WRITE_STATS_FILE, SYNC_FILE, GATE_FILE):
         run.file(name).unlink(missing_ok=True)
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
@@ -67,7 +68,7 @@ def sync(spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
     sink = target_class(spec.target.type)(spec)
     context = sink.prepare(run.run_id)
     context.setdefault("run_dir", str(run.path))
-    run.write_json("context.json", context)
+    run.write_json(CONTEXT_FILE, context)
     engine = choose(spec)
     options = {"spec": spec.model_dump_json(by_alias=True), CONNECTIONS_OPTION: for_spec(spec),
                "plan": plan.to_json(), "context": json.dumps(context), "run_dir": str(run.path),
@@ -83,9 +84,9 @@ def sync(spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
             from accelsync.engine import local as local_engine
             local_engine.copy(spec, plan, options, run, deadline)
         context = sink.finish(context, deadline)
-        run.write_json("context.json", context)
+        run.write_json(CONTEXT_FILE, context)
         stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions), engine)
-        run.write_json("sync.json", asdict(stats))
+        run.write_json(SYNC_FILE, asdict(stats))
         check_error_limit(spec, stats)
     except BaseException:
         # Nothing staged outlives a failed sync (a swap version, a Druid staging datasource);
@@ -127,7 +128,7 @@ def snapshot_columns(spec: Spec, sink) -> list[str] | None:
 
 
 def _discard(sink, run: RunDir) -> None:
-    context = run.read_json("context.json") if run.exists("context.json") else {}
+    context = run.read_json(CONTEXT_FILE) if run.exists(CONTEXT_FILE) else {}
     try:
         sink.discard(context)
     except Exception as exc:  # never hide the run's own failure behind a cleanup failure
@@ -146,8 +147,8 @@ def check_error_limit(spec: Spec, stats: SyncStats) -> None:
 
 
 def _collect(run: RunDir, started: datetime, seconds: float, partitions: int, engine: str) -> SyncStats:
-    reads = [RunDir.read_json(run, f"stats/{p.name}") for p in sorted((run.path / "stats").glob("read-*.json"))]
-    writes = run.read_json("write_stats.json") if run.exists("write_stats.json") else []
+    reads = [run.read_json(f"{STATS_FOLDER}/{p.name}") for p in sorted((run.path / STATS_FOLDER).glob("read-*.json"))]
+    writes = run.read_json(WRITE_STATS_FILE) if run.exists(WRITE_STATS_FILE) else []
     yielded = sum(r["rows"] for r in reads)
     read_dirty = sum(r["dirty"] for r in reads)
     reasons: dict[str, int] = {}
@@ -168,9 +169,9 @@ def _collect(run: RunDir, started: datetime, seconds: float, partitions: int, en
 
 
 def load_stats(run: RunDir) -> SyncStats:
-    return SyncStats(**run.read_json("sync.json"))
+    return SyncStats(**run.read_json(SYNC_FILE))
 
 
 def snapshot_files(run: RunDir) -> list[str]:
-    writes: list[dict[str, Any]] = run.read_json("write_stats.json") if run.exists("write_stats.json") else []
+    writes: list[dict[str, Any]] = run.read_json(WRITE_STATS_FILE) if run.exists(WRITE_STATS_FILE) else []
     return sorted(w["snapshot"] for w in writes if w.get("snapshot"))

@@ -15,6 +15,8 @@ import uuid
 from dataclasses import asdict
 from typing import Any, Iterator
 
+from accelsync.runs import DIRTY_FOLDER, SAMPLE_FOLDER, SNAPSHOT_FOLDER, STATS_FOLDER, write_json_atomic
+
 # Spark redacts option values whose key matches spark.redaction.regex ("secret" among others).
 CONNECTIONS_OPTION = "secret_connections"
 
@@ -35,12 +37,11 @@ def read_partition(options: dict[str, str], index: int, value: dict) -> Iterator
     from accelsync.engine.faults import pause_point
     from accelsync.engine.plan import Plan
     from accelsync.registry import source_class
-    from accelsync.runs import write_json_atomic
 
     spec = spec_of(options)
     plan = Plan.from_json(options["plan"])
     run_dir = options["run_dir"]
-    dirty = DirtyLog(os.path.join(run_dir, "dirty"), f"read-{index:05d}")
+    dirty = DirtyLog(os.path.join(run_dir, DIRTY_FOLDER), f"read-{index:05d}")
     rows = bytes_read = 0
     max_dirty = json.loads(options.get("max_dirty") or "null")  # ErrorLimit.task_cap, from the driver
     try:
@@ -54,7 +55,7 @@ def read_partition(options: dict[str, str], index: int, value: dict) -> Iterator
         _check_dirty(spec, dirty, max_dirty)
     finally:
         dirty.close()
-    write_json_atomic(Path(run_dir) / "stats" / f"read-{index:05d}.json",
+    write_json_atomic(Path(run_dir) / STATS_FOLDER / f"read-{index:05d}.json",
                       {"rows": rows, "bytes": bytes_read, "dirty": dirty.count,
                        "dirty_reasons": dirty.reasons, "dirty_file": str(dirty.path) if dirty.count else None})
 
@@ -87,12 +88,12 @@ def write_batches(options: dict[str, str], batches, task_index: int, partition: 
     max_dirty = json.loads(options.get("max_dirty") or "null")  # ErrorLimit.task_cap, from the driver
     stats = write_partition(
         target_class(spec.target.type)(spec), context, batches,
-        dirty=DirtyLog(os.path.join(run_dir, "dirty"), name),
-        snapshot_path=os.path.join(run_dir, "snapshot", f"{name}.arrow"),
+        dirty=DirtyLog(os.path.join(run_dir, DIRTY_FOLDER), name),
+        snapshot_path=os.path.join(run_dir, SNAPSHOT_FOLDER, f"{name}.arrow"),
         records_per_second=spec.speed.records_per_second / channels,
         max_dirty=max_dirty,
         snapshot_columns=json.loads(options.get("snapshot_columns") or "null"),
-        sample_path=os.path.join(run_dir, "sample", f"{name}.arrow"),
+        sample_path=os.path.join(run_dir, SAMPLE_FOLDER, f"{name}.arrow"),
         sample_size=int(options.get("sample") or 0))
     return asdict(stats)
 

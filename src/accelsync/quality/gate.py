@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from accelsync.engine.sync import SyncStats, load_plan, snapshot_files
 from accelsync.registry import target_class
-from accelsync.runs import RunDir, data_docs_root
+from accelsync.runs import CONTEXT_FILE, RunDir, WRITE_STATS_FILE, data_docs_root
 from accelsync.targets.base import read_sample
 from accelsync.spec import Spec
 
@@ -54,7 +54,7 @@ def run_gate(spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: float) 
     """Run every configured check; return {"passed", "checks", "data_docs"}."""
     files = snapshot_files(run)
     sink = target_class(spec.target.type)(spec)
-    context = run.read_json("context.json") if run.exists("context.json") else {}
+    context = run.read_json(CONTEXT_FILE) if run.exists(CONTEXT_FILE) else {}
     checks: list[dict[str, Any]] = [_reconcile(files, spec, context, stats)]
     if spec.quality.readback.sample > 0:
         checks.append(_readback(run, spec, sink, context, stats))
@@ -161,7 +161,7 @@ def _readback(run: RunDir, spec: Spec, sink, context, stats: SyncStats) -> dict[
     wanted = spec.quality.readback.sample
     if stats.written == 0:
         return check("readback", True, "no rows written; nothing to read back")
-    writes = run.read_json("write_stats.json") if run.exists("write_stats.json") else []
+    writes = run.read_json(WRITE_STATS_FILE) if run.exists(WRITE_STATS_FILE) else []
     rows = read_sample(sorted(w["sample"] for w in writes if w.get("sample")), wanted)
     mismatches = sink.read_back(rows, context)
     shown = "; ".join(f"{m['key']}" + (f" field {m['field']}" if m["field"] else "") +

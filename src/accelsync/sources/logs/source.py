@@ -50,7 +50,8 @@ from accelsync.errors import TerminalError
 from accelsync.sources.base import Source
 from accelsync.sources.fields import arrow_type
 from accelsync.sources.logs.blocks import read_blocks
-from accelsync.sources.logs.files import change_of, ledger_entry, size_text, appended_to, balance, describe_files, list_files, split_files
+from accelsync.sources.logs.files import (change_of, ledger_entry, size_text, appended_to, balance, describe_files,
+                                          list_files,  split_files)
 from accelsync.sources.logs.spec import LogsSourceSpec
 from accelsync.sources.records import ByteRanges, RecordParser, _re2_compatible
 from accelsync.state import load_state, save_state

@@ -45,13 +45,16 @@ import pyarrow.compute as pc
 from accelsync.connections import Connection, get_connection
 from accelsync.errors import SyncTimeout, TerminalError, TransientError
 from accelsync.registry import meta_columns
-from accelsync.runs import RunDir, home, safe_run_id, write_json_atomic
+from accelsync.runs import RunDir, WRITE_STATS_FILE, home, safe_run_id, write_json_atomic
 from accelsync.spec import Spec, format_duration
 from accelsync.targets.base import BatchWriter, Target
 from accelsync.targets.druid.client import DruidClient, SERVED_GRACE
 from accelsync.targets.druid.spec import DruidTargetSpec
-from accelsync.targets.druid.sql import combine_metric, sql_ident, iso_column, group_key_text, sql_literal, metric_input, same_metric, timestamp_literal, where_intervals
-from accelsync.targets.druid.timeutil import ALL_INTERVAL, ALL_TIME, floor_one, instant_millis, interval_millis, intervals_of, iso_millis, next_chunk, span_of, event_millis, floor_millis, staging_name
+from accelsync.targets.druid.sql import (combine_metric, sql_ident, iso_column, group_key_text, sql_literal,
+                                         metric_input,  same_metric, timestamp_literal, where_intervals)
+from accelsync.targets.druid.timeutil import (ALL_INTERVAL, ALL_TIME, floor_one, instant_millis, interval_millis,
+                                              intervals_of,  iso_millis, next_chunk, span_of, event_millis,
+                                              floor_millis,  staging_name)
 from accelsync.targets.druid.writer import DruidWriter, dimension_type, dimension_values
 
 
@@ -380,7 +383,7 @@ class DruidTarget(Target):
         return found
 
     def _snapshot_files(self, context: dict[str, Any]) -> list[str]:
-        stats = Path(context["run_dir"]) / "write_stats.json"
+        stats = Path(context["run_dir"]) / WRITE_STATS_FILE
         writes = json.loads(stats.read_text()) if stats.exists() else []
         return sorted(w["snapshot"] for w in writes if w.get("snapshot"))
 

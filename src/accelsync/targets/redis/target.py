@@ -33,7 +33,8 @@ from accelsync.targets.base import BatchWriter, Target
 from accelsync.targets.redis import resp
 from accelsync.targets.redis.codecs import compress_array, decode_value, total_bytes
 from accelsync.targets.redis.spec import RedisTargetSpec
-from accelsync.targets.redis.versions import expire_prefix, unlink_prefix, live_key, retired_key, version_prefix, versions_key
+from accelsync.targets.redis.versions import (expire_prefix, unlink_prefix, live_key, retired_key, version_prefix,
+                                              versions_key)
 from accelsync.targets.values import same as _same, show as _show, text as _text
 
 
