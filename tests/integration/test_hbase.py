@@ -324,22 +324,6 @@ def test_thrift_server_errors_read_as_hbase_states_them(services, hbase):
                                             "mutateRows (the cause is in the HBase Thrift server's log)")
 
 
-@pytest.mark.parametrize("target, message", [
-    ({"table": "bad name", "family": "f"}, "target.table: 'bad name' is not an HBase table name "
-                                           "(letters, digits, '_', '-', '.', optionally after 'namespace:')"),
-    ({"table": "t", "family": "a/b"}, "target.family: 'a/b' is not a column family name "
-                                      "(letters, digits, '_', '-', '.'; not starting with '.')"),
-    ({"table": "t", "columns": {".f:q": "v"}}, "target.columns: '.f:q': the family may not start with '.'"),
-])
-def test_names_hbase_refuses_fail_before_any_write(target, message):
-    from accelsync.errors import SpecError
-
-    with pytest.raises(SpecError) as failure:  # at `validate`, before any run
-        parse_spec({"name": "names", "source": {"type": "mysql", "table": "t"},
-                    "target": {"type": "hbase", "row_key": "{k}", **target}}, "x.yaml")
-    assert failure.value.lines() == [f"x.yaml: {message}"]
-
-
 # -- the devstack service -------------------------------------------------------------------------
 
 def test_a_server_that_fails_to_start_fails_with_its_own_log(services, tmp_path, monkeypatch):

@@ -14,8 +14,8 @@ import pytest
 from accelsync.errors import SpecError
 from accelsync.quality.expectations import load_suite, validate_dataframe
 
-DEMO_SUITE = str(Path(__file__).resolve().parents[2] / "expectations" / "demo_users.json")
-ORDERS_SUITE = str(Path(__file__).resolve().parents[2] / "expectations" / "demo_orders.json")
+DEMO_SUITE = str(Path(__file__).resolve().parents[3] / "expectations" / "demo_users.json")
+ORDERS_SUITE = str(Path(__file__).resolve().parents[3] / "expectations" / "demo_orders.json")
 ORDERS_SCHEMA = "order_id bigint, user_id int, amount decimal(10,2), status string, created_at timestamp"
 USERS_SCHEMA = "id bigint, name string, city string, score decimal(6,2), updated_at timestamp"
 GOOD_USERS = [
