@@ -20,9 +20,12 @@ import tempfile
 import time
 import uuid
 
+
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from harness import print_result, redis_check, time_stages
 
 SERVERS = "127.0.0.1:9092"
 REDIS_DB = 3  # the MySQL bench uses db 1, the logs bench db 2
@@ -82,8 +85,6 @@ def hand_written(topic: str, rows: int, partitions: int) -> float:
 
 
 def with_accelsync(topic: str, rows: int, channels: int) -> tuple[float, dict]:
-    from accelsync import pipeline
-    from accelsync.runs import new_run_id
     from accelsync.spec import parse_spec
 
     os.environ["AIRFLOW_CONN_BENCH_KAFKA"] = json.dumps({"conn_type": "kafka",
@@ -100,18 +101,7 @@ def with_accelsync(topic: str, rows: int, channels: int) -> tuple[float, dict]:
         "speed": {"channels": channels},
         "quality": {"readback": {"sample": 1000}},
     })
-    target = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    target.flushdb()
-    run_id = new_run_id()
-    started = time.perf_counter()
-    stats = pipeline.stage_sync(spec, run_id)
-    seconds = time.perf_counter() - started
-    gate_started = time.perf_counter()
-    verdict = pipeline.stage_gate(spec, run_id)
-    gate_seconds = time.perf_counter() - gate_started
-    pipeline.report(spec, run_id)  # the run ends here, unpublished: its summary, and the sync's lock back
-    assert stats.written == rows and target.dbsize() == rows, (stats, target.dbsize())
-    return seconds, {"gate_seconds": round(gate_seconds, 2), "gate_passed": verdict["passed"]}
+    return time_stages(spec, redis_check(REDIS_DB, rows))
 
 
 def main() -> int:
@@ -134,22 +124,8 @@ def main() -> int:
         admin = AdminClient({"bootstrap.servers": SERVERS})
         for future in admin.delete_topics([topic]).values():  # the broker keeps topics over restarts
             future.result(timeout=30)
-    result = {
-        "rows": args.rows, "partitions": args.partitions, "channels": args.channels,
-        "produce_rows_per_s": round(args.rows / produce_seconds),
-        "hand_written_rows_per_s": round(args.rows / hand),
-        "accelsync_rows_per_s": round(args.rows / ours),
-        "accelsync_warm_rows_per_s": round(args.rows / ours_warm),
-        "ratio": round(hand / ours, 2), "ratio_warm": round(hand / ours_warm, 2),
-        **gate,
-    }
-    print(json.dumps(result))
-    print(f"hand-written (confluent-kafka + json + redis-py): {result['hand_written_rows_per_s']:>9,} rows/s")
-    print(f"accelsync sync stage (first run)               : {result['accelsync_rows_per_s']:>9,} rows/s"
-          f"  ratio {result['ratio']}x")
-    print(f"accelsync sync stage (second run, warm)        : {result['accelsync_warm_rows_per_s']:>9,} rows/s"
-          f"  ratio {result['ratio_warm']}x")
-    print(f"gate (reconcile and read-back, after the sync): {gate['gate_seconds']}s")
+    print_result(args.rows, args.channels, hand, ours, ours_warm, gate, "confluent-kafka + json + redis-py",
+                 produce_s=round(produce_seconds, 2))
     return 0
 
 

@@ -20,7 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+
 import redis
+
+from harness import print_result, redis_check, time_stages
 
 CITIES = ("Berlin", "Paris", "Lisbon", "Tokyo", "São Paulo", "Nairobi")
 REDIS_DB = 2
@@ -71,8 +74,6 @@ def hand_written(paths: list[Path], rows: int) -> float:
 
 
 def with_accelsync(folder: Path, rows: int, channels: int) -> tuple[float, dict]:
-    from accelsync import pipeline
-    from accelsync.runs import new_run_id
     from accelsync.spec import parse_spec
 
     os.environ["AIRFLOW_CONN_BENCH_REDIS_LOGS"] = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -86,18 +87,7 @@ def with_accelsync(folder: Path, rows: int, channels: int) -> tuple[float, dict]
         "speed": {"channels": channels},
         "quality": {"readback": {"sample": 1000}},
     })
-    target = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
-    target.flushdb()
-    run_id = new_run_id()
-    started = time.perf_counter()
-    stats = pipeline.stage_sync(spec, run_id)
-    seconds = time.perf_counter() - started
-    gate_started = time.perf_counter()
-    verdict = pipeline.stage_gate(spec, run_id)
-    gate_seconds = time.perf_counter() - gate_started
-    pipeline.report(spec, run_id)  # the run ends here, unpublished: its summary, and the sync's lock back
-    assert stats.written == rows and target.dbsize() == rows, (stats, target.dbsize())
-    return seconds, {"gate_seconds": round(gate_seconds, 2), "gate_passed": verdict["passed"]}
+    return time_stages(spec, redis_check(REDIS_DB, rows))
 
 
 def main() -> int:
@@ -116,21 +106,8 @@ def main() -> int:
         ours, gate = with_accelsync(folder, args.rows, args.channels)
         # Once more, warm: a long-lived worker (Airflow, the CLI daemon) pays start-up once.
         ours_warm, _ = with_accelsync(folder, args.rows, args.channels)
-    result = {
-        "rows": args.rows, "files": args.files, "bytes_on_disk": size, "channels": args.channels,
-        "hand_written_rows_per_s": round(args.rows / hand),
-        "accelsync_rows_per_s": round(args.rows / ours),
-        "accelsync_warm_rows_per_s": round(args.rows / ours_warm),
-        "ratio": round(hand / ours, 2), "ratio_warm": round(hand / ours_warm, 2),
-        **gate,
-    }
-    print(json.dumps(result))
-    print(f"hand-written (gzip/json.loads + redis-py pipeline): {result['hand_written_rows_per_s']:>9,} rows/s")
-    print(f"accelsync sync stage (first run)                  : {result['accelsync_rows_per_s']:>9,} rows/s"
-          f"  ratio {result['ratio']}x")
-    print(f"accelsync sync stage (second run, warm)           : {result['accelsync_warm_rows_per_s']:>9,} rows/s"
-          f"  ratio {result['ratio_warm']}x")
-    print(f"gate (reconcile and read-back, after the sync): {gate['gate_seconds']}s")
+    print_result(args.rows, args.channels, hand, ours, ours_warm, gate, "gzip/json.loads + redis-py pipeline",
+                 bytes=size)
     return 0
 
 

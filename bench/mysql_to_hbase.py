@@ -13,7 +13,6 @@ each and the ratio. The gate is timed apart.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -22,30 +21,11 @@ import time
 import happybase
 import pymysql
 
-DATABASE = "accelsync_bench"
-CITIES = ("Berlin", "Paris", "Lisbon", "Tokyo", "São Paulo", "Nairobi")
+from harness import print_result, time_stages
+from mysql_to_redis import DATABASE, ensure_table  # the same users table
+
 TABLE = "bench_users"
 PORT = int(os.environ.get("ACCELSYNC_HBASE_PORT") or 9090)
-
-
-def ensure_table(rows: int) -> None:
-    """A 5-column users table with `rows` rows, made by MariaDB's sequence engine (fast)."""
-    db = pymysql.connect(host="127.0.0.1", user="root", password="", charset="utf8mb4", autocommit=True)
-    cur = db.cursor()
-    cur.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-    cur.execute(f"USE {DATABASE}")
-    cur.execute("SHOW TABLES LIKE 'users'")
-    if cur.fetchone():
-        cur.execute("SELECT COUNT(*) FROM users")
-        if cur.fetchone()[0] == rows:
-            return
-        cur.execute("DROP TABLE users")
-    cur.execute("CREATE TABLE users (id BIGINT PRIMARY KEY, name VARCHAR(32) NOT NULL, city VARCHAR(16),"
-                " score DECIMAL(6,2), updated_at DATETIME NOT NULL) DEFAULT CHARSET utf8mb4")
-    cities = ", ".join(f"'{c}'" for c in CITIES)
-    cur.execute(f"INSERT INTO users SELECT seq, CONCAT('user-', seq), ELT(1 + seq % 6, {cities}),"
-                f" (seq % 10000) / 100, TIMESTAMP('2024-01-01') + INTERVAL seq SECOND FROM seq_1_to_{rows}")
-    db.close()
 
 
 def fresh_table() -> happybase.Connection:
@@ -86,8 +66,6 @@ def hand_written(rows: int) -> float:
 
 
 def with_accelsync(rows: int, channels: int) -> tuple[float, dict]:
-    from accelsync import pipeline
-    from accelsync.runs import new_run_id
     from accelsync.spec import parse_spec
 
     os.environ["AIRFLOW_CONN_BENCH_MYSQL"] = f"mysql://root@127.0.0.1:3306/{DATABASE}"
@@ -102,17 +80,10 @@ def with_accelsync(rows: int, channels: int) -> tuple[float, dict]:
         "quality": {"readback": {"sample": 1000}},
     })
     connection = fresh_table()
-    run_id = new_run_id()
-    started = time.perf_counter()
-    stats = pipeline.stage_sync(spec, run_id)
-    seconds = time.perf_counter() - started
-    gate_started = time.perf_counter()
-    verdict = pipeline.stage_gate(spec, run_id)
-    gate_seconds = time.perf_counter() - gate_started
-    pipeline.report(spec, run_id)  # the run ends here, unpublished: its summary, and the sync's lock back
-    assert stats.written == rows and count_rows(connection) == rows, stats
-    connection.close()
-    return seconds, {"gate_seconds": round(gate_seconds, 2), "gate_passed": verdict["passed"]}
+    def check(stats):
+        assert stats.written == rows and count_rows(connection) == rows, stats
+
+    return time_stages(spec, check)
 
 
 def main() -> int:
@@ -133,21 +104,7 @@ def main() -> int:
         if TABLE.encode() in connection.tables():
             connection.delete_table(TABLE, disable=True)
         connection.close()
-    result = {
-        "rows": args.rows, "channels": args.channels,
-        "hand_written_rows_per_s": round(args.rows / hand),
-        "accelsync_rows_per_s": round(args.rows / ours),
-        "accelsync_warm_rows_per_s": round(args.rows / ours_warm),
-        "ratio": round(hand / ours, 2), "ratio_warm": round(hand / ours_warm, 2),
-        **gate,
-    }
-    print(json.dumps(result))
-    print(f"hand-written (pymysql + happybase batch)  : {result['hand_written_rows_per_s']:>9,} rows/s")
-    print(f"accelsync sync stage (first run)          : {result['accelsync_rows_per_s']:>9,} rows/s"
-          f"  ratio {result['ratio']}x")
-    print(f"accelsync sync stage (second run, warm)   : {result['accelsync_warm_rows_per_s']:>9,} rows/s"
-          f"  ratio {result['ratio_warm']}x")
-    print(f"gate (reconcile and read-back, after the sync): {gate['gate_seconds']}s")
+    print_result(args.rows, args.channels, hand, ours, ours_warm, gate, "pymysql + happybase batch")
     return 0
 
 

@@ -10,7 +10,6 @@ is timed apart.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -19,9 +18,10 @@ import time
 import pymysql
 import redis
 
+from harness import print_result, redis_check, time_stages
+
 DATABASE = "accelsync_bench"
 CITIES = ("Berlin", "Paris", "Lisbon", "Tokyo", "São Paulo", "Nairobi")
-
 
 def ensure_table(rows: int) -> None:
     """A 5-column users table with `rows` rows, made by MariaDB's sequence engine (fast)."""
@@ -41,7 +41,6 @@ def ensure_table(rows: int) -> None:
     cur.execute(f"INSERT INTO users SELECT seq, CONCAT('user-', seq), ELT(1 + seq % 6, {cities}),"
                 f" (seq % 10000) / 100, TIMESTAMP('2024-01-01') + INTERVAL seq SECOND FROM seq_1_to_{rows}")
     db.close()
-
 
 def hand_written(rows: int) -> float:
     """What a user writes without accelsync: a streaming cursor and a redis-py pipeline."""
@@ -71,10 +70,7 @@ def hand_written(rows: int) -> float:
     assert target.dbsize() == rows, target.dbsize()
     return seconds
 
-
 def with_accelsync(rows: int, channels: int) -> tuple[float, dict]:
-    from accelsync import pipeline
-    from accelsync.runs import new_run_id
     from accelsync.spec import parse_spec
 
     os.environ["AIRFLOW_CONN_BENCH_MYSQL"] = f"mysql://root@127.0.0.1:3306/{DATABASE}"
@@ -88,19 +84,7 @@ def with_accelsync(rows: int, channels: int) -> tuple[float, dict]:
         "speed": {"channels": channels},
         "quality": {"readback": {"sample": 1000}},
     })
-    target = redis.Redis(host="127.0.0.1", port=6379, db=1)
-    target.flushdb()
-    run_id = new_run_id()
-    started = time.perf_counter()
-    stats = pipeline.stage_sync(spec, run_id)
-    seconds = time.perf_counter() - started
-    gate_started = time.perf_counter()
-    verdict = pipeline.stage_gate(spec, run_id)
-    gate_seconds = time.perf_counter() - gate_started
-    pipeline.report(spec, run_id)  # the run ends here, unpublished: its summary, and the sync's lock back
-    assert stats.written == rows and target.dbsize() == rows, (stats, target.dbsize())
-    return seconds, {"gate_seconds": round(gate_seconds, 2), "gate_passed": verdict["passed"]}
-
+    return time_stages(spec, redis_check(1, rows))
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,23 +98,8 @@ def main() -> int:
         ours, gate = with_accelsync(args.rows, args.channels)
         # Once more, warm: a long-lived worker (Airflow, the CLI daemon) pays start-up once.
         ours_warm, _ = with_accelsync(args.rows, args.channels)
-    result = {
-        "rows": args.rows, "channels": args.channels,
-        "hand_written_rows_per_s": round(args.rows / hand),
-        "accelsync_rows_per_s": round(args.rows / ours),
-        "accelsync_warm_rows_per_s": round(args.rows / ours_warm),
-        "ratio": round(hand / ours, 2), "ratio_warm": round(hand / ours_warm, 2),
-        **gate,
-    }
-    print(json.dumps(result))
-    print(f"hand-written (pymysql + redis-py pipeline): {result['hand_written_rows_per_s']:>9,} rows/s")
-    print(f"accelsync sync stage (first run)          : {result['accelsync_rows_per_s']:>9,} rows/s"
-          f"  ratio {result['ratio']}x")
-    print(f"accelsync sync stage (second run, warm)   : {result['accelsync_warm_rows_per_s']:>9,} rows/s"
-          f"  ratio {result['ratio_warm']}x")
-    print(f"gate (reconcile and read-back, after the sync): {gate['gate_seconds']}s")
+    print_result(args.rows, args.channels, hand, ours, ours_warm, gate, "pymysql + redis-py pipeline")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

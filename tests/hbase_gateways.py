@@ -122,17 +122,6 @@ class ThriftGateway(Gateway):
         super().__init__(folder, ["start", "-b", "127.0.0.1", "-p", str(port), *(["-c"] if compact else [])], port)
 
     def ready(self) -> bool:
-        import happybase
-        from thriftpy2.thrift import TException
+        from accelsync.dev.devstack.hbase import thrift_answers
 
-        try:
-            connection = happybase.Connection("127.0.0.1", self.port, timeout=2000,
-                                              protocol="compact" if self.compact else "binary")
-        except (TException, OSError):
-            return False
-        try:
-            return isinstance(connection.tables(), list)
-        except (TException, OSError, EOFError):
-            return False
-        finally:
-            connection.close()
+        return thrift_answers("127.0.0.1", self.port, 2.0, protocol="compact" if self.compact else "binary")

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from accelsync import registry
 from accelsync.errors import SpecError
 
 
@@ -100,7 +101,7 @@ def cmd_import_datax(args) -> int:
 
 
 def cmd_new(args) -> int:
-    from accelsync.scaffold import write_starter
+    from accelsync.spec.scaffold import write_starter
 
     try:
         written = write_starter(args.name, args.source, args.target, args.dir)
@@ -172,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     new = commands.add_parser("new", help="write a commented starter spec and suite")
     new.add_argument("name", help="the sync's name: lower-case letters, digits and _")
-    new.add_argument("--source", required=True, choices=["mysql", "kafka", "logs"])
-    new.add_argument("--target", required=True, choices=["redis", "hbase", "druid"])
+    new.add_argument("--source", required=True, choices=list(registry.SOURCES))
+    new.add_argument("--target", required=True, choices=list(registry.TARGETS))
     new.add_argument("--dir", default=".", help="project folder: writes dags/syncs/NAME.yaml and "
                                                 "expectations/NAME.json under it (default: .)")
     new.set_defaults(func=cmd_new)

@@ -3,7 +3,6 @@ plain and gzip, dirty lines with file and line, the error limit, and the increme
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from accelsync.engine.dirty import read_dirty
 from accelsync.errors import GateFailed
 from accelsync.runs import RunDir
 from accelsync.spec import parse_spec
+from logfiles import write_lines
 from accelsync.state import load_state
 
 pytestmark = pytest.mark.integration
@@ -32,14 +32,6 @@ def make_spec(name: str, source: dict, key: str, fields: list[str] | None = None
     }
     spec.update(overrides)
     return parse_spec(spec)
-
-
-def write_lines(path: Path, lines: list, zipped: bool = False) -> Path:
-    """Lines (str or bytes) joined with newlines, plain or gzip."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines)
-    path.write_bytes(gzip.compress(data) if zipped else data)
-    return path
 
 
 def dirty_by_line(spec, run_id) -> dict[tuple[str, int], dict]:

@@ -17,6 +17,8 @@ class SourceSpec(Model):
 
     # Columns every record of this source carries besides its own fields (templates, transforms).
     META_COLUMNS: ClassVar[tuple[str, ...]] = ()
+    # The commented `source:` block `accelsync new` writes (str.format with `name`).
+    STARTER: ClassVar[str] = ""
 
     def known_columns(self) -> Optional[list[str]]:
         """The columns the source yields, when known without reading it; else None."""
@@ -40,6 +42,8 @@ class TargetSpec(Model):
     """The `target:` section of one target type."""
 
     keyed: ClassVar[bool] = True  # writing a row again replaces it (Redis keys, HBase rows)
+    # The commented `target:` block `accelsync new` writes (str.format with `name`, `mode`).
+    STARTER: ClassVar[str] = ""
 
     @property
     def visible_before_gate(self) -> bool:

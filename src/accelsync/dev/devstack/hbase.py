@@ -118,19 +118,7 @@ class Hbase(Service):
     def check(self, timeout: float) -> bool:
         """happybase's `Connection.tables()` answered (a getTableNames round trip, which needs an
         initialised master behind the Thrift server)."""
-        import happybase
-        from thriftpy2.thrift import TException
-
-        try:
-            connection = happybase.Connection(self.host, self.port, timeout=int(timeout * 1000))
-        except (TException, OSError):
-            return False
-        try:
-            return isinstance(connection.tables(), list)
-        except (TException, OSError, EOFError):
-            return False
-        finally:
-            connection.close()
+        return thrift_answers(self.host, self.port, timeout)
 
     def ensure_installed(self) -> None:
         """Java 17 and the HBase jars (downloaded from Maven Central on the first start)."""
@@ -164,3 +152,21 @@ class Hbase(Service):
 
     def connection(self) -> str:
         return f"hbase://{self.host}:{self.port}"
+
+
+def thrift_answers(host: str, port: int, timeout: float, protocol: str = "binary") -> bool:
+    """happybase's `Connection.tables()` answered by the Thrift server on host:port (a getTableNames
+    round trip, which needs an initialised master behind the server)."""
+    import happybase
+    from thriftpy2.thrift import TException
+
+    try:
+        connection = happybase.Connection(host, port, timeout=int(timeout * 1000), protocol=protocol)
+    except (TException, OSError):
+        return False
+    try:
+        return isinstance(connection.tables(), list)
+    except (TException, OSError, EOFError):
+        return False
+    finally:
+        connection.close()

@@ -13,6 +13,17 @@ from accelsync.spec.fields import check_schema
 class KafkaSourceSpec(SourceSpec):
     """A Kafka topic read as a bounded batch: end offsets fixed at plan time."""
 
+    # The commented block `accelsync new` writes (str.format: {name}; braces doubled).
+    STARTER: ClassVar[str] = """\
+source:
+  type: kafka
+  connection: kafka_default         # {{"conn_type": "kafka", "extra": {{"bootstrap.servers": "host:9092"}}}}
+  topic: {name}
+  start: earliest                   # where a new consumer group starts; offsets are committed at publish
+  format: json                      # json | csv | raw
+  schema: {{id: long, name: string, city: string, amount: "decimal(10,2)", updated_at: timestamp}}
+"""
+
     META_COLUMNS: ClassVar[tuple[str, ...]] = ("_key", "_partition", "_offset", "_timestamp")
 
     type: Literal["kafka"]

@@ -14,6 +14,16 @@ from accelsync.spec.fields import check_schema, not_meta
 class LogsSourceSpec(SourceSpec):
     """Log files (plain or gzip) matched by a glob or folder, parsed line by line."""
 
+    # The commented block `accelsync new` writes (str.format: {name}; braces doubled).
+    STARTER: ClassVar[str] = """\
+source:
+  type: logs
+  path: /var/log/{name}/*.log.gz    # a glob or folder; plain and gzip files
+  format: json                      # json | regex (with pattern) | csv (with delimiter, header)
+  schema: {{id: long, name: string, city: string, amount: "decimal(10,2)", updated_at: timestamp}}
+  incremental: true                 # skip files already synced (recorded at publish)
+"""
+
     META_COLUMNS: ClassVar[tuple[str, ...]] = ("_file", "_line")
 
     type: Literal["logs"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -41,6 +41,18 @@ class Incremental(Model):
 
 class MysqlSourceSpec(SourceSpec):
     """MySQL / MariaDB table or query, split into ranges of an integer key (DataX splitPk)."""
+
+    # The commented block `accelsync new` writes (str.format: {name}; braces doubled).
+    STARTER: ClassVar[str] = """\
+source:
+  type: mysql
+  connection: mysql_default         # an Airflow connection id (AIRFLOW_CONN_MYSQL_DEFAULT outside Airflow)
+  table: {name}                     # or query: "SELECT ..." (then no columns / where / split_pk)
+  columns: [id, name, city, amount, updated_at]   # default: every column
+  # where: "updated_at >= '2024-01-01'"
+  split_pk: id                      # an integer column: one key range per channel
+  # incremental: {{column: updated_at, lookback: 5m}}   # only rows at or above the last run's maximum
+"""
 
     type: Literal["mysql"]
     connection: str = "mysql_default"

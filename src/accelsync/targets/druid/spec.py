@@ -37,6 +37,19 @@ class DruidGranularity(Model):
 class DruidTargetSpec(TargetSpec):
     """An Apache Druid datasource loaded by native batch ingestion."""
 
+    # The commented block `accelsync new` writes (str.format: {name}; braces doubled).
+    STARTER: ClassVar[str] = """\
+target:
+  type: druid
+  connection: druid_default         # the router: http://host:8888
+  datasource: {name}
+  timestamp: {{column: updated_at, format: auto}}
+  dimensions: [name, city]
+  metrics: [{{type: count, name: rows}}, {{type: doubleSum, name: amount, field: amount}}]
+  granularity: {{segment: day, query: none, rollup: false}}
+  mode: {druid_mode:<28}# append: each run adds its rows | replace: the time chunks a run covers
+"""
+
     keyed: ClassVar[bool] = False  # Druid keeps every row it ingests
 
     type: Literal["druid"]

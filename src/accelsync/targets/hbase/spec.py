@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 from urllib.parse import quote
 
 from pydantic import Field, field_validator, model_validator
@@ -24,6 +24,18 @@ class Salt(Model):
 
 class HbaseTargetSpec(TargetSpec):
     """HBase through its Thrift server (happybase): row key template, columns or one family."""
+
+    # The commented block `accelsync new` writes (str.format: {name}; braces doubled).
+    STARTER: ClassVar[str] = """\
+target:
+  type: hbase
+  connection: hbase_default         # hbase://thrift-host:9090 (HBase's Thrift server)
+  table: {name}
+  row_key: "{{id}}"
+  columns: {{"cf:name": name, "cf:city": city, "cf:amount": amount}}   # or family: cf (every column)
+  version_column: updated_at        # the cell timestamp (else the server's clock)
+  create_table: true                # else a missing table fails the run
+"""
 
     type: Literal["hbase"]
     connection: str = "hbase_default"

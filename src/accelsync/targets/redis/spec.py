@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 from urllib.parse import quote
 
 from pydantic import Field, model_validator
@@ -35,6 +35,17 @@ class RedisValue(Model):
 
 class RedisTargetSpec(TargetSpec):
     """Redis keys from a template, hash / string / json values, pipelined in large batches."""
+
+    # The commented block `accelsync new` writes (str.format: {name}; braces doubled).
+    STARTER: ClassVar[str] = """\
+target:
+  type: redis
+  connection: redis_default
+  key: "{name}:{{id}}"                # a template over columns
+  value: {{type: hash, fields: [name, city, amount, updated_at]}}   # hash | string (column) | json (fields)
+  mode: upsert                      # upsert: in place; swap: a new version made live at publish (full reads only)
+  # ttl: 7d
+"""
 
     type: Literal["redis"]
     connection: str = "redis_default"

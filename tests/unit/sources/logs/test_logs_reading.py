@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
+
 
 from accelsync.engine.dirty import DirtyLog
 from accelsync.sources.logs import blocks, files
 from accelsync.sources.logs.source import LogsSource
 from accelsync.spec import parse_spec
+from logfiles import write_lines
 
 
 def make_spec(name: str, source: dict, key: str, **overrides) -> object:
     spec = {"name": name, "source": source, "target": {"type": "redis", "key": key}, **overrides}
     return parse_spec(spec)
-
-
-def write_lines(path: Path, lines: list, zipped: bool = False) -> Path:
-    """Lines (str or bytes) joined with newlines, plain or gzip."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines)
-    path.write_bytes(gzip.compress(data) if zipped else data)
-    return path
 
 
 def plan_and_read(spec, channels: int = 1):

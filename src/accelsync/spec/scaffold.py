@@ -1,7 +1,8 @@
 """`accelsync new NAME --source S --target T`: a commented starter spec and GX suite.
 
-Every source block yields the same columns (id, name, city, amount, updated_at), so each of the
-nine source/target pairs validates as written; the user then points it at real data.
+Each connector's options model carries its commented block (`STARTER`); every source block yields
+the same columns (id, name, city, amount, updated_at), so every source/target pair validates as
+written, and the user then points it at real data.
 """
 
 from __future__ import annotations
@@ -10,68 +11,9 @@ import json
 import re
 from pathlib import Path
 
-SOURCES = {
-    "mysql": """\
-source:
-  type: mysql
-  connection: mysql_default         # an Airflow connection id (AIRFLOW_CONN_MYSQL_DEFAULT outside Airflow)
-  table: {name}                     # or query: "SELECT ..." (then no columns / where / split_pk)
-  columns: [id, name, city, amount, updated_at]   # default: every column
-  # where: "updated_at >= '2024-01-01'"
-  split_pk: id                      # an integer column: one key range per channel
-  # incremental: {{column: updated_at, lookback: 5m}}   # only rows at or above the last run's maximum
-""",
-    "kafka": """\
-source:
-  type: kafka
-  connection: kafka_default         # {{"conn_type": "kafka", "extra": {{"bootstrap.servers": "host:9092"}}}}
-  topic: {name}
-  start: earliest                   # where a new consumer group starts; offsets are committed at publish
-  format: json                      # json | csv | raw
-  schema: {{id: long, name: string, city: string, amount: "decimal(10,2)", updated_at: timestamp}}
-""",
-    "logs": """\
-source:
-  type: logs
-  path: /var/log/{name}/*.log.gz    # a glob or folder; plain and gzip files
-  format: json                      # json | regex (with pattern) | csv (with delimiter, header)
-  schema: {{id: long, name: string, city: string, amount: "decimal(10,2)", updated_at: timestamp}}
-  incremental: true                 # skip files already synced (recorded at publish)
-""",
-}
+import yaml
 
-TARGETS = {
-    "redis": """\
-target:
-  type: redis
-  connection: redis_default
-  key: "{name}:{{id}}"                # a template over columns
-  value: {{type: hash, fields: [name, city, amount, updated_at]}}   # hash | string (column) | json (fields)
-  mode: upsert                      # upsert: in place; swap: a new version made live at publish (full reads only)
-  # ttl: 7d
-""",
-    "hbase": """\
-target:
-  type: hbase
-  connection: hbase_default         # hbase://thrift-host:9090 (HBase's Thrift server)
-  table: {name}
-  row_key: "{{id}}"
-  columns: {{"cf:name": name, "cf:city": city, "cf:amount": amount}}   # or family: cf (every column)
-  version_column: updated_at        # the cell timestamp (else the server's clock)
-  create_table: true                # else a missing table fails the run
-""",
-    "druid": """\
-target:
-  type: druid
-  connection: druid_default         # the router: http://host:8888
-  datasource: {name}
-  timestamp: {{column: updated_at, format: auto}}
-  dimensions: [name, city]
-  metrics: [{{type: count, name: rows}}, {{type: doubleSum, name: amount, field: amount}}]
-  granularity: {{segment: day, query: none, rollup: false}}
-  mode: {druid_mode:<28}# append: each run adds its rows | replace: the time chunks a run covers
-""",
-}
+from accelsync import registry
 
 HEAD = """\
 # {name}: {source} -> {target}. A starter written by `accelsync new`; every field is explained
@@ -116,12 +58,13 @@ def suite(name: str) -> dict:
 
 def starter(name: str, source: str, target: str, spec_path: str, suite_path: str) -> str:
     """The spec text of one source/target pair."""
-    # Druid keeps every row it is given: an append target with a source that re-reads would count twice;
-    # replace (the time chunks a run covers) suits a source read in full, append a stream.
-    mode = "append" if source in ("kafka", "logs") else "replace"
+    source_block = registry.spec_of("source", source).STARTER.format(name=name)
+    # a target mode whose default depends on the source (Druid: append for a delta source)
+    new_only = registry.spec_of("source", source).new_only_in(yaml.safe_load(source_block)["source"])
+    mode = "append" if new_only else "replace"
     return (HEAD.format(name=name, source=source, target=target, spec_path=spec_path)
-            + SOURCES[source].format(name=name) + "\n"
-            + TARGETS[target].format(name=name, druid_mode=mode)
+            + source_block + "\n"
+            + registry.spec_of("target", target).STARTER.format(name=name, druid_mode=mode)
             + TAIL.format(suite_path=suite_path))
 
 
@@ -129,8 +72,8 @@ def write_starter(name: str, source: str, target: str, folder: str = ".") -> lis
     """Write dags/syncs/NAME.yaml and expectations/NAME.json under `folder`; never overwrite."""
     if not re.match(r"^[a-z][a-z0-9_]*$", name):
         raise ValueError(f"{name!r} is not a sync name: lower-case letters, digits and _, starting with a letter")
-    if source not in SOURCES or target not in TARGETS:
-        raise ValueError(f"choose --source from {sorted(SOURCES)} and --target from {sorted(TARGETS)}")
+    if source not in registry.SOURCES or target not in registry.TARGETS:
+        raise ValueError(f"choose --source from {sorted(registry.SOURCES)} and --target from {sorted(registry.TARGETS)}")
     root = Path(folder)
     spec_path = root / "dags" / "syncs" / f"{name}.yaml"
     suite_path = root / "expectations" / f"{name}.json"
