@@ -47,7 +47,13 @@ def stage_sync(spec: Spec, run_id: str, deadline: float | None = None, via: str 
         started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         run.write_json(RUN_FILE, {"name": spec.name, "run_id": run_id, "started": started,
                                     "finished_publish_of": finish_interrupted_publish(spec, run_id)})
-        return engine.sync(spec, run, deadline)
+        try:
+            return engine.sync(spec, run, deadline)
+        except BaseException:
+            # Nothing staged outlives a failed sync (a swap version, a Druid staging datasource);
+            # one a killed run left is removed by the next run's `prepare`.
+            discard(spec, run_id)
+            raise
 
 
 @contextmanager
@@ -112,7 +118,7 @@ def discard(spec: Spec, run_id: str) -> None:
         return
     try:
         target_class(spec.target.type)(spec).discard(run.read_json(CONTEXT_FILE))
-    except AccelsyncError as exc:  # the run's own failure matters more; the next run cleans up
+    except Exception as exc:  # the run's own failure matters more; the next run cleans up
         log.warning("%s: could not discard what run %s staged (%s); the next run will", spec.name, run_id, exc)
 
 
@@ -162,7 +168,7 @@ def run(spec: Spec, run_id: str | None = None) -> dict[str, Any]:
         status = "published"
     except AccelsyncError as exc:
         reason = str(exc)
-        if not isinstance(exc, GateFailed):  # a failed gate discarded already
+        if stats is not None and not isinstance(exc, GateFailed):  # a failed sync or gate discarded already
             discard(spec, run_id)
     finally:
         lock.release(spec.name, run_id)

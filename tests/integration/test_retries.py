@@ -115,12 +115,19 @@ def expected_items(prefix: str = "") -> dict[bytes, bytes]:
     return {f"{prefix}item:{i}".encode(): f"item {i}".encode() for i in range(1, ROWS + 1)}
 
 
-def sync_through_an_outage(server: RedisServer, name: str, down_for: float | None) -> dict:
-    """Sync `items` into the server in swap mode; once 800 keys are in, stop the server and
-    start it again `down_for` seconds later (None: leave it down). Returns the summary."""
+def sync_through_an_outage(server: RedisServer, name: str, down_for: float | None,
+                           after_partition: int | None = None) -> dict:
+    """Sync `items` into the server in swap mode; once 800 keys are in (and, with
+    `after_partition`, once that plan partition was read in full), stop the server and start it
+    again `down_for` seconds later (None: leave it down). Returns the summary."""
+    from accelsync.runs import home
+
     client = server.client()
     thread, summary = in_background(items_spec(name, "retry_redis", mode="swap"))
     wait_for(lambda: client.dbsize() > 800, 120, "the first writes")
+    if after_partition is not None:
+        wait_for(lambda: any((home() / "runs" / name).glob(f"*/stats/read-{after_partition:05d}.json")), 120,
+                 f"partition {after_partition} to be read in full")
     server.stop()
     if down_for is not None:
         time.sleep(down_for)
@@ -147,7 +154,7 @@ def test_redis_that_loses_its_data_in_a_restart_fails_the_gate_and_publishes_not
     # its rows are lost with the server's memory and no retry writes them again.
     items.cursor().execute("UPDATE items SET id = id + 100000 WHERE id > 100")
     server = own_redis(persistent=False)
-    summary = sync_through_an_outage(server, "retry_redis_lost", down_for=0.5)
+    summary = sync_through_an_outage(server, "retry_redis_lost", down_for=0.5, after_partition=0)
 
     assert summary["status"] == "failed"
     assert summary["retries"] >= 1

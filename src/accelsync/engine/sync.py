@@ -76,23 +76,17 @@ def sync(spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
                "max_dirty": json.dumps(spec.error_limit.task_cap(plan.max_records)),
                "snapshot_columns": json.dumps(snapshot_columns(spec, sink)),
                "sample": str(spec.quality.readback.sample)}
-    try:
-        if engine == "spark":
-            from accelsync.engine import spark as spark_engine
-            spark_engine.copy(spec, plan, options, run, deadline)
-        else:
-            from accelsync.engine import local as local_engine
-            local_engine.copy(spec, plan, options, run, deadline)
-        context = sink.finish(context, deadline)
-        run.write_json(CONTEXT_FILE, context)
-        stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions), engine)
-        run.write_json(SYNC_FILE, asdict(stats))
-        check_error_limit(spec, stats)
-    except BaseException:
-        # Nothing staged outlives a failed sync (a swap version, a Druid staging datasource);
-        # a killed one is cleaned up by the next run's `prepare`.
-        _discard(sink, run)
-        raise
+    if engine == "spark":
+        from accelsync.engine import spark as spark_engine
+        spark_engine.copy(spec, plan, options, run, deadline)
+    else:
+        from accelsync.engine import local as local_engine
+        local_engine.copy(spec, plan, options, run, deadline)
+    context = sink.finish(context, deadline)
+    run.write_json(CONTEXT_FILE, context)
+    stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions), engine)
+    run.write_json(SYNC_FILE, asdict(stats))
+    check_error_limit(spec, stats)
     return stats
 
 
@@ -125,15 +119,6 @@ def snapshot_columns(spec: Spec, sink) -> list[str] | None:
     if spec.quality.freshness:
         columns = [*columns, spec.quality.freshness.column]
     return list(dict.fromkeys(columns))
-
-
-def _discard(sink, run: RunDir) -> None:
-    context = run.read_json(CONTEXT_FILE) if run.exists(CONTEXT_FILE) else {}
-    try:
-        sink.discard(context)
-    except Exception as exc:  # never hide the run's own failure behind a cleanup failure
-        import logging
-        logging.getLogger(__name__).warning("could not remove what run %s staged: %s", run.run_id, exc)
 
 
 def check_error_limit(spec: Spec, stats: SyncStats) -> None:
