@@ -11,7 +11,7 @@ score, rollup off (every line is one Druid row), day segments.
   write the rows as newline JSON to one local file, submit an `index_parallel` task with a
   `local` input source, poll its status until SUCCESS, then poll Druid SQL until it serves every
   row (what accelsync's publish waits for too).
-- accelsync: the logs source -> Druid sink through `pipeline`: sync (Spark read, staged files,
+- accelsync: the logs source -> Druid target through `pipeline`: sync (Spark read, staged files,
   ingestion into the staging datasource), gate (reconcile + read-back against Druid SQL),
   publish (ingestion into the real datasource, staging dropped). Run cold, then once more warm.
 

@@ -13,7 +13,7 @@ from email import message_from_bytes
 from email.message import Message
 from typing import Iterator
 
-from tests.ports import free_port
+from ports import free_port
 
 
 @contextmanager

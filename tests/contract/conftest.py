@@ -1,4 +1,4 @@
-"""The contract suite: `source` and `sink` are parametrized over every registered connector
+"""The contract suite: `source` and `target` are parametrized over every registered connector
 (connectors.py), each harness built with the fixtures it names."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from connectors import SINKS, SOURCES  # noqa: E402
+from connectors import TARGETS, SOURCES  # noqa: E402
 
 
 def _build(request, harness):
@@ -22,8 +22,8 @@ def source(request, services):
     return _build(request, request.param)
 
 
-@pytest.fixture(params=SINKS, ids=lambda h: h.type)
-def sink(request, services, mysql):
+@pytest.fixture(params=TARGETS, ids=lambda h: h.type)
+def target(request, services, mysql):
     return _build(request, request.param)
 
 
@@ -33,7 +33,7 @@ def text_source(request, services):
     return _build(request, request.param)
 
 
-@pytest.fixture(params=[h for h in SINKS if h.unseen_mode is not None], ids=lambda h: h.type)
-def unseen_sink(request, services, mysql):
-    """The sinks with a mode that keeps a run's rows unseen until publish."""
+@pytest.fixture(params=[h for h in TARGETS if h.unseen_mode is not None], ids=lambda h: h.type)
+def unseen_target(request, services, mysql):
+    """The targets with a mode that keeps a run's rows unseen until publish."""
     return _build(request, request.param)

@@ -1,12 +1,12 @@
-"""Every connector the contract suite runs over: one line per source and per sink.
+"""Every connector the contract suite runs over: one line per source and per target.
 
 A new connector is registered here with its harness (how the suite puts rows into the source,
 or reads them back from the target, through the server's own client), and it gets every test of
-tests/contract/test_sources.py or test_sinks.py.
+tests/contract/test_sources.py or test_targets.py.
 """
 
-from sinks import DruidHarness, HbaseHarness, RedisHarness
+from targets import DruidHarness, HbaseHarness, RedisHarness
 from sources import KafkaHarness, LogsHarness, LogsIncrementalHarness, MysqlHarness, MysqlIncrementalHarness
 
 SOURCES = [MysqlHarness, MysqlIncrementalHarness, KafkaHarness, LogsHarness, LogsIncrementalHarness]
-SINKS = [RedisHarness, HbaseHarness, DruidHarness]
+TARGETS = [RedisHarness, HbaseHarness, DruidHarness]

@@ -1,8 +1,8 @@
 """The rows every connector is tested with: NULLs, unicode, empty text, extreme numbers and times,
-and one row that every sink must refuse (no key, no value, no event time).
+and one row that every target must refuse (no key, no value, no event time).
 
 `ROWS` are the values as a source yields them (Python values of the Arrow types of `SCHEMA`);
-each connector's harness says how it stores them (tests/contract/sources.py, sinks.py).
+each connector's harness says how it stores them (tests/contract/sources.py, targets.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ ROWS = [
      "ts": datetime(2026, 12, 2, 23, 59, 59)},
     {"id": 4, "code": "d", "name": 'q"uote \\ back\ttab, comma', "amount": Decimal("0.0000"), "score": 0.0,
      "big": 1, "at": None, "day": None, "note": None, "ts": datetime(2026, 12, 3, 12, 0, 0)},
-    # refused by every sink: no HBase row-key part, no Redis value, no Druid event time
+    # refused by every target: no HBase row-key part, no Redis value, no Druid event time
     {"id": 5, "code": None, "name": None, "amount": None, "score": None, "big": None, "at": None, "day": None,
      "note": None, "ts": None},
 ]

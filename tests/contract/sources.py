@@ -27,7 +27,7 @@ class SourceHarness:
     def __init__(self, fixtures: dict):
         self.f = fixtures
 
-    def source(self, rows: list[dict], bad: list[str] = ()) -> dict:
+    def block(self, rows: list[dict], bad: list[str] = ()) -> dict:
         raise NotImplementedError
 
 
@@ -37,7 +37,7 @@ class MysqlHarness(SourceHarness):
     type = "mysql"
     fixtures = ("mysql", "test_database")
 
-    def source(self, rows, bad=()):
+    def block(self, rows, bad=()):
         cursor = self.f["mysql"].cursor()
         cursor.execute("DROP TABLE IF EXISTS contract_rows")
         cursor.execute(MYSQL_TABLE)
@@ -54,8 +54,8 @@ class MysqlIncrementalHarness(MysqlHarness):
     # read again by design: the row at the watermark (the newest `ts`), and the row whose `ts` is NULL
     reread_after_publish = [4, 5]
 
-    def source(self, rows, bad=()):
-        return dict(super().source(rows, bad), incremental={"column": "ts"})
+    def block(self, rows, bad=()):
+        return dict(super().block(rows, bad), incremental={"column": "ts"})
 
 
 class KafkaHarness(SourceHarness):
@@ -66,7 +66,7 @@ class KafkaHarness(SourceHarness):
     bad = BAD_TEXT
     reread_after_publish = []
 
-    def source(self, rows, bad=()):
+    def block(self, rows, bad=()):
         from kafka import KafkaAdminClient, KafkaProducer
         from kafka.admin import NewTopic
 
@@ -90,7 +90,7 @@ class LogsHarness(SourceHarness):
     fixtures = ("tmp_path",)
     bad = BAD_TEXT
 
-    def source(self, rows, bad=()):
+    def block(self, rows, bad=()):
         import gzip
 
         folder: Path = self.f["tmp_path"] / ("logs_" + uuid.uuid4().hex[:6])
@@ -106,5 +106,5 @@ class LogsIncrementalHarness(LogsHarness):
     type = "logs_incremental"
     reread_after_publish = []
 
-    def source(self, rows, bad=()):
-        return dict(super().source(rows, bad), incremental=True)
+    def block(self, rows, bad=()):
+        return dict(super().block(rows, bad), incremental=True)

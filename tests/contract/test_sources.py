@@ -41,20 +41,20 @@ def read(spec) -> tuple[list[dict], list[str], object]:
 
 
 def test_every_row_arrives_exactly(source):
-    rows, reasons, _ = read(spec_for(source.source(ROWS)))
+    rows, reasons, _ = read(spec_for(source.block(ROWS)))
     assert reasons == []
     assert rows == ROWS
 
 
 def test_malformed_records_are_dirty_with_their_reasons(text_source):
     bad = [text for text, _ in text_source.bad]
-    rows, reasons, _ = read(spec_for(text_source.source(ROWS, bad)))
+    rows, reasons, _ = read(spec_for(text_source.block(ROWS, bad)))
     assert rows == ROWS
     assert sorted(reasons) == sorted(reason for _, reason in text_source.bad)
 
 
 def test_a_second_run_reads_what_the_source_promises(source):
-    spec = spec_for(source.source(ROWS))
+    spec = spec_for(source.block(ROWS))
     first, _, plan = read(spec)
     assert first == ROWS
     source_class(spec.source.type)(spec).publish(plan)  # the run went live: its position moves

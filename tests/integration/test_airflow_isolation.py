@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.webhook import webhook_server
+from webhook import webhook_server
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +139,7 @@ def test_missed_deadline_alert_reaches_the_webhook(monkeypatch):
 
 def test_email_alert_goes_through_airflows_smtp_notifier(monkeypatch):
     from accelsync.airflow.alerts import Alert, send
-    from tests.smtp_sink import smtp_server
+    from smtp_sink import smtp_server
 
     with smtp_server() as (port, messages):
         monkeypatch.setenv("AIRFLOW_CONN_ALERTS_SMTP", json.dumps(

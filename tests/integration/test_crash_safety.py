@@ -210,7 +210,7 @@ def assert_orders(redis_client, spec, topic: str) -> None:
 
 
 def amount_text(value: float) -> bytes:
-    """A double as the Redis sink writes it: shortest round trip, no `.0` on whole numbers."""
+    """A double as the Redis target writes it: shortest round trip, no `.0` on whole numbers."""
     return (str(int(value)) if value.is_integer() else repr(value)).encode()
 
 

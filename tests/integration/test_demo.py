@@ -3,7 +3,7 @@
 It loads the demo tables into the `accelsync` database, produces the demo events into Kafka,
 writes the demo access logs, and fills the devstack Redis (`user:*`, `order:*`), HBase
 (`demo_events`, `datax_users`) and Druid (`demo_access_logs`): that is the demo's product, so
-it is left in place. Every source (MySQL, Kafka, log files) and every sink (Redis, HBase,
+it is left in place. Every source (MySQL, Kafka, log files) and every target (Redis, HBase,
 Druid) runs, and so does the DataX job file examples/datax/users_to_hbase.json.
 """
 

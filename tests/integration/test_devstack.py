@@ -24,8 +24,6 @@ from accelsync.dev.devstack import DevstackError, ServiceStatus
 pytestmark = pytest.mark.integration
 
 
-
-
 def port_closed(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -150,7 +148,12 @@ def test_mysql_has_the_database_the_connection_names(stack):
     uri = urlsplit(devstack.connection_env()["AIRFLOW_CONN_MYSQL_DEFAULT"])
     conn = pymysql.connect(host=uri.hostname, port=uri.port, user=uri.username, password="",
                            database=uri.path.lstrip("/"))
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT DATABASE()")
+            assert cur.fetchone() == (uri.path.lstrip("/"),)
+    finally:
+        conn.close()
 
 
 def test_status_reports_up_with_addresses(stack):

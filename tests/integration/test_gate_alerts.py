@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.webhook import webhook_server
+from webhook import webhook_server
 
 pytestmark = pytest.mark.integration
 

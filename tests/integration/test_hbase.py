@@ -42,7 +42,7 @@ CELLS = {"p:name": "name", "p:score": "score", "m:seen": "seen", "m:avatar": "av
 
 
 def salted(key: str, buckets: int = 4) -> bytes:
-    """The salt formula of the sink's docstring, written out again."""
+    """The salt formula of the target's docstring, written out again."""
     raw = key.encode()
     return f"{zlib.crc32(raw) % buckets:0{len(str(buckets - 1))}d}_".encode() + raw
 
@@ -106,14 +106,14 @@ def values(row: dict[bytes, list[tuple[bytes, int]]]) -> dict[bytes, bytes]:
 
 
 def writer_run(spec_target: dict, batch, connection: str = "test_hbase") -> list[tuple[int, str]]:
-    """Prepare the sink and write one batch with it, as a write task does (no Spark)."""
+    """Prepare the target and write one batch with it, as a write task does (no Spark)."""
     from accelsync.registry import target_class
 
     spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
                        "target": {"type": "hbase", "connection": connection, **spec_target}})
-    sink = target_class("hbase")(spec)
-    sink.prepare("writer")
-    writer = sink.open_writer({})
+    target = target_class("hbase")(spec)
+    target.prepare("writer")
+    writer = target.open_writer({})
     try:
         rejected = writer.write(batch)
         writer.flush()
@@ -275,15 +275,15 @@ def test_rows_hbase_cannot_store_are_dirty_and_the_rest_is_written(services, hba
 
 def test_a_table_dropped_during_the_write_fails_at_once(services, hbase):
     """HBase answers a write to a missing table with a failed mutation, not TableNotFoundException:
-    the sink asks the table's state, and fails terminally instead of retrying."""
+    the target asks the table's state, and fails terminally instead of retrying."""
     from accelsync.registry import target_class
 
     spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
                        "target": {"type": "hbase", "connection": "test_hbase", "table": "dropped",
                                   "row_key": "k{id}", "family": "f", "create_table": True}})
-    sink = target_class("hbase")(spec)
-    sink.prepare("writer")
-    writer = sink.open_writer({})
+    target = target_class("hbase")(spec)
+    target.prepare("writer")
+    writer = target.open_writer({})
     hbase.delete_table("dropped", disable=True)
     try:
         with pytest.raises(TerminalError) as failure:

@@ -77,7 +77,7 @@ def order(i: int) -> dict:
 
 
 def expected_hash(i: int, partition: int, offset: int) -> dict[bytes, bytes]:
-    """What Redis holds for order i, written independently of the sink's encoder."""
+    """What Redis holds for order i, written independently of the target's encoder."""
     document = order(i)
     amount = Decimal(str(document["amount"])).quantize(Decimal("0.01"))
     fields = {"user_id": str(i % 7), "amount": str(amount), "paid": "true" if i % 2 == 0 else "false",

@@ -49,7 +49,7 @@ TYPES_ROWS = [
 
 
 def mysql_text(value) -> bytes:
-    """How a MySQL value reads back from Redis, written independently of the sink's encoder."""
+    """How a MySQL value reads back from Redis, written independently of the target's encoder."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, datetime):

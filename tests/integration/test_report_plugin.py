@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ports import free_port
+from ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@
 the marker file and then hang; the test waits for the marker and kills the whole run with
 SIGKILL, the way `kill -9`, an OOM kill or a lost machine ends a run. Points:
 
-    read     a source partition yielded its first batch (which the sink has written)
+    read     a source partition yielded its first batch (which the target has written)
     write    a write task wrote its first batch, before it flushed
     synced   the sync stage is done, the gate has not started
     publish  the target is live, the source position (offsets, watermark, ledger) not yet saved

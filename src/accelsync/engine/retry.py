@@ -2,7 +2,7 @@
 
 A DataX channel that loses its source or target connection (a restarted Redis, a MySQL
 connection killed mid-read, a broker failover) does not fail the run at once: its partition is
-run again from its start after a backoff of 1 s, 2 s, 4 s, ... (at most 30 s). Every sink writes
+run again from its start after a backoff of 1 s, 2 s, 4 s, ... (at most 30 s). Every target writes
 idempotently (same keys, same cells, the same staged file), so the rows an attempt wrote before
 it failed are simply written again. What a failed attempt left in the run folder (its dirty
 records and its snapshot file) is removed, so the counts are those of the attempt that

@@ -2,7 +2,7 @@
 
 Without a transform, each Spark task reads and writes its plan partitions in one Python worker
 (the fused path, one DataX channel per task); with one, the source is a DataFrame of Arrow
-batches, transformed by Spark SQL and written by the sink data source. Either way the task's
+batches, transformed by Spark SQL and written by the target data source. Either way the task's
 work is `accelsync.engine.tasks`, the same code the local engine runs.
 """
 
@@ -15,12 +15,12 @@ import time
 from contextlib import contextmanager
 
 from accelsync.connections import for_spec
-from accelsync.errors import SyncTimeout, TerminalError
 from accelsync.engine.plan import Plan
-from accelsync.runs import RunDir, WRITE_STATS_FILE
-from accelsync.engine.spark_io import SINK_FORMAT, SOURCE_FORMAT
-from accelsync.spec import Spec
+from accelsync.engine.spark_io import SOURCE_FORMAT, TARGET_FORMAT
 from accelsync.engine.tasks import CONNECTIONS_OPTION, sync_partitions
+from accelsync.errors import SyncTimeout, TerminalError
+from accelsync.runs import RunDir, WRITE_STATS_FILE
+from accelsync.spec import Spec
 
 
 def copy(spec: Spec, plan: Plan, options: dict[str, str], run: RunDir, deadline: float | None) -> None:
@@ -98,9 +98,9 @@ def _sync_fused(spark, plan: Plan, options: dict[str, str], run: RunDir) -> None
 
 
 def _sync_dataframe(spark, spec: Spec, plan: Plan, run: RunDir, options: dict[str, str]) -> None:
-    """With a transform: source -> Spark SQL -> sink, as DataFrames of Arrow batches."""
+    """With a transform: source -> Spark SQL -> target, as DataFrames of Arrow batches."""
     frame = source_frame(spark, spec, plan, run)
-    writer = frame.write.format(SINK_FORMAT).mode("append")
+    writer = frame.write.format(TARGET_FORMAT).mode("append")
     for key in ("spec", CONNECTIONS_OPTION, "context", "run_dir", "channels", "max_dirty", "snapshot_columns",
                 "sample"):
         writer = writer.option(key, options[key])

@@ -1,6 +1,6 @@
-"""The two Spark Python data sources that carry every accelsync source and sink.
+"""The two Spark Python data sources that carry every accelsync source and target.
 
-`accelsync_source` reads the partitions of a plan through the registered Source; `accelsync_sink`
+`accelsync_source` reads the partitions of a plan through the registered Source; `accelsync_target`
 writes Arrow batches through the registered Target with the shared write loop. Options carry the
 spec and plan as JSON, so Spark tasks need nothing from the driver's memory, and connectors
 never see Spark. Imports of connector code happen inside the methods, on the executors.
@@ -19,7 +19,7 @@ from accelsync.engine.tasks import read_partition, write_batches
 from accelsync.runs import WRITE_STATS_FILE
 
 SOURCE_FORMAT = "accelsync_source"
-SINK_FORMAT = "accelsync_sink"
+TARGET_FORMAT = "accelsync_target"
 SNAPSHOT_FORMAT = "accelsync_snapshot"
 
 
@@ -100,16 +100,16 @@ class _Written(WriterCommitMessage):
     stats: dict
 
 
-class AccelsyncSink(DataSource):
+class AccelsyncTarget(DataSource):
     @classmethod
     def name(cls) -> str:
-        return SINK_FORMAT
+        return TARGET_FORMAT
 
     def writer(self, schema, overwrite: bool):
-        return _SinkWriter(dict(self.options))
+        return _TargetWriter(dict(self.options))
 
 
-class _SinkWriter(DataSourceArrowWriter):
+class _TargetWriter(DataSourceArrowWriter):
     def __init__(self, options: dict[str, str]):
         self.options = options
 

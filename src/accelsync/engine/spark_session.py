@@ -13,6 +13,7 @@ import sys
 
 from accelsync.engine.spark_settings import SparkSettings, deployment
 
+
 _SESSION = None
 
 DEFAULTS = {
@@ -43,7 +44,7 @@ def get_spark(settings: SparkSettings | None = None):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from accelsync.engine.spark_io import AccelsyncSink, AccelsyncSnapshot, AccelsyncSource
+    from accelsync.engine.spark_io import AccelsyncSnapshot, AccelsyncSource, AccelsyncTarget
 
     builder = SparkSession.builder
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit, which sets name and master
@@ -55,7 +56,7 @@ def get_spark(settings: SparkSettings | None = None):
     if settings.is_cluster and settings.code == "ship":
         _ship_code(session.sparkContext)
     session.dataSource.register(AccelsyncSource)
-    session.dataSource.register(AccelsyncSink)
+    session.dataSource.register(AccelsyncTarget)
     session.dataSource.register(AccelsyncSnapshot)
     _SESSION = session
     return session

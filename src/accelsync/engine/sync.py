@@ -37,7 +37,7 @@ class SyncStats:
     partitions: int
     dirty_reasons: dict[str, int]
     retries: int = 0  # failed partition attempts that were retried (see accelsync.engine.retry)
-    value_bytes: int = 0  # values before and after the sink's compression (0: no compression)
+    value_bytes: int = 0  # values before and after the target's compression (0: no compression)
     stored_bytes: int = 0
     engine: str = "spark"  # the engine that ran the sync: local or spark
 
@@ -65,8 +65,8 @@ def sync(spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
     started = datetime.now(timezone.utc)
     clock = time.monotonic()
     plan = make_plan(spec, run)
-    sink = target_class(spec.target.type)(spec)
-    context = sink.prepare(run.run_id)
+    target = target_class(spec.target.type)(spec)
+    context = target.prepare(run.run_id)
     context.setdefault("run_dir", str(run.path))
     run.write_json(CONTEXT_FILE, context)
     engine = choose(spec)
@@ -74,7 +74,7 @@ def sync(spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
                "plan": plan.to_json(), "context": json.dumps(context), "run_dir": str(run.path),
                "channels": str(spec.speed.channels),
                "max_dirty": json.dumps(spec.error_limit.task_cap(plan.max_records)),
-               "snapshot_columns": json.dumps(snapshot_columns(spec, sink)),
+               "snapshot_columns": json.dumps(snapshot_columns(spec, target)),
                "sample": str(spec.quality.readback.sample)}
     if engine == "spark":
         from accelsync.engine import spark as spark_engine
@@ -82,7 +82,7 @@ def sync(spec: Spec, run: RunDir, deadline: float | None = None) -> SyncStats:
     else:
         from accelsync.engine import local as local_engine
         local_engine.copy(spec, plan, options, run, deadline)
-    context = sink.finish(context, deadline)
+    context = target.finish(context, deadline)
     run.write_json(CONTEXT_FILE, context)
     stats = _collect(run, started, time.monotonic() - clock, len(plan.partitions), engine)
     run.write_json(SYNC_FILE, asdict(stats))
@@ -108,12 +108,12 @@ def choose(spec: Spec) -> str:
     return "local"
 
 
-def snapshot_columns(spec: Spec, sink) -> list[str] | None:
-    """The columns the gate needs from every written row: the sink's (reconcile) and the
+def snapshot_columns(spec: Spec, target) -> list[str] | None:
+    """The columns the gate needs from every written row: the target's (reconcile) and the
     freshness column; all of them (None) when a GX suite validates the rows."""
     if spec.quality.suite:
         return None
-    columns = sink.gate_columns()
+    columns = target.gate_columns()
     if columns is None:
         return None
     if spec.quality.freshness:

@@ -1,9 +1,9 @@
-"""What one channel does, whatever runs it: read plan partitions and write them through the sink.
+"""What one channel does, whatever runs it: read plan partitions and write them through the target.
 
 The Spark data sources (`accelsync.engine.spark_io`) and the local engine (`accelsync.engine.local`) both
 call these functions, in Spark's Python workers or in local worker processes. Everything they
 need comes in `options`, a dict of strings (the spec and plan as JSON, the shipped connections,
-the sink's context, the run folder), so a task needs nothing from the driver's memory. Connector
+the target's context, the run folder), so a task needs nothing from the driver's memory. Connector
 code is imported here, inside the functions.
 """
 
@@ -69,7 +69,7 @@ def _check_dirty(spec, dirty, max_dirty: int | None) -> None:
 
 
 def write_batches(options: dict[str, str], batches, task_index: int, partition: int | None = None) -> dict:
-    """Write Arrow batches through the spec's sink with the shared loop; return the task's stats.
+    """Write Arrow batches through the spec's target with the shared loop; return the task's stats.
 
     `partition` (the fused path) names the plan partition, so a retry can clear what a failed
     attempt at it left."""
@@ -80,7 +80,7 @@ def write_batches(options: dict[str, str], batches, task_index: int, partition: 
     spec = spec_of(options)
     run_dir = options["run_dir"]
     owner = f"{task_index:05d}" if partition is None else f"p{partition:05d}"
-    # `writer` names this task's output where a sink stages files (Druid's part files): unique
+    # `writer` names this task's output where a target stages files (Druid's part files): unique
     # among the run's tasks on either engine, and the same for a retry of the same partition.
     context = {**json.loads(options["context"]), "writer": owner}
     name = f"write-{owner}-{uuid.uuid4().hex[:8]}"

@@ -1,8 +1,8 @@
 """The gate: every check that must pass before a run's data goes live.
 
-Checks run on the run snapshot (the rows the sink accepted, as Arrow IPC files in the run folder:
+Checks run on the run snapshot (the rows the target accepted, as Arrow IPC files in the run folder:
 every column when a suite needs them, else only those the checks use), on a uniform sample of
-whole rows the write tasks kept, and on the target itself through the sink's real client. No
+whole rows the write tasks kept, and on the target itself through the target's real client. No
 JVM: the suite runs on pandas in this process up to PANDAS_SUITE_ROWS rows, on Spark beyond.
 - suite: the GX suite of `quality.suite`, validated on the snapshot;
 - reconcile: rows present in the target vs read - dirty - filtered, within `tolerance`;
@@ -53,11 +53,11 @@ def _batch_count(path: str) -> int:
 def run_gate(spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: float) -> dict[str, Any]:
     """Run every configured check; return {"passed", "checks", "data_docs"}."""
     files = snapshot_files(run)
-    sink = target_class(spec.target.type)(spec)
+    target = target_class(spec.target.type)(spec)
     context = run.read_json(CONTEXT_FILE) if run.exists(CONTEXT_FILE) else {}
     checks: list[dict[str, Any]] = [_reconcile(files, spec, context, stats)]
     if spec.quality.readback.sample > 0:
-        checks.append(_readback(run, spec, sink, context, stats))
+        checks.append(_readback(run, spec, target, context, stats))
     if spec.quality.freshness:
         checks.append(_freshness(files, spec))
     budget = spec.timeout.total_seconds()
@@ -134,7 +134,7 @@ def _spark_frame(files: list[str], spec: Spec, run: RunDir):
 
 def _reconcile(files: list[str], spec: Spec, context: dict[str, Any], stats: SyncStats) -> dict[str, Any]:
     """Rows of the snapshot present in the target, counted in chunks of batches by a few threads
-    (each with its own sink: the work is waiting on the target)."""
+    (each with its own target client: the work is waiting on the target)."""
     chunks = [(path, start, start + RECONCILE_BATCHES) for path in files
               for start in range(0, _batch_count(path), RECONCILE_BATCHES)]
 
@@ -157,13 +157,13 @@ def _reconcile(files: list[str], spec: Spec, context: dict[str, Any], stats: Syn
                  present=present, expected=expected, measured=difference, limit=tolerance)
 
 
-def _readback(run: RunDir, spec: Spec, sink, context, stats: SyncStats) -> dict[str, Any]:
+def _readback(run: RunDir, spec: Spec, target, context, stats: SyncStats) -> dict[str, Any]:
     wanted = spec.quality.readback.sample
     if stats.written == 0:
         return check("readback", True, "no rows written; nothing to read back")
     writes = run.read_json(WRITE_STATS_FILE) if run.exists(WRITE_STATS_FILE) else []
     rows = read_sample(sorted(w["sample"] for w in writes if w.get("sample")), wanted)
-    mismatches = sink.read_back(rows, context)
+    mismatches = target.read_back(rows, context)
     shown = "; ".join(f"{m['key']}" + (f" field {m['field']}" if m["field"] else "") +
                       f": expected {m['expected']!r}, got {m['actual']!r}" for m in mismatches[:10])
     detail = (f"{len(rows)} sampled rows match the target field by field" if not mismatches else

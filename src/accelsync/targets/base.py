@@ -1,6 +1,6 @@
-"""What a sink is, and the write loop every sink shares.
+"""What a target is, and the write loop every target shares.
 
-A sink subclass says how one Arrow batch is written (`BatchWriter.write`), how the gate finds
+A target subclass says how one Arrow batch is written (`BatchWriter.write`), how the gate finds
 rows again (`count_present`, `read_back`) and how a run becomes live (`publish`). The shared
 loop here owns what DataX's framework owns: batching, the speed limit, dirty-record accounting
 and the run snapshot that the gate validates.
@@ -27,7 +27,7 @@ from accelsync.spec import Spec
 class BatchWriter(ABC):
     """Writes batches to the target from one Spark task."""
 
-    # Bytes of the values before and after compression, for sinks that compress them.
+    # Bytes of the values before and after compression, for targets that compress them.
     value_bytes = 0
     stored_bytes = 0
 
@@ -43,7 +43,7 @@ class BatchWriter(ABC):
 
 
 class Target(ABC):
-    """A sink writer (DataX writer plugin)."""
+    """A target writer (DataX writer plugin)."""
 
     type: ClassVar[str]
 
@@ -124,7 +124,7 @@ class Throttle:
             cancel.sleep(ahead)
 
 
-def write_partition(sink: Target, context: dict[str, Any], batches: Iterable[pa.RecordBatch], *,
+def write_partition(target: Target, context: dict[str, Any], batches: Iterable[pa.RecordBatch], *,
                     dirty: DirtyLog, snapshot_path: str | None, records_per_second: float,
                     max_dirty: int | None, snapshot_columns: list[str] | None = None,
                     sample_path: str | None = None, sample_size: int = 0) -> PartitionStats:
@@ -137,7 +137,7 @@ def write_partition(sink: Target, context: dict[str, Any], batches: Iterable[pa.
     stats = PartitionStats()
     started = time.monotonic()
     throttle = Throttle(records_per_second)
-    writer = sink.open_writer(context)
+    writer = target.open_writer(context)
     snapshot = None
     sample = Sample(sample_size) if sample_path and sample_size > 0 else None
     try:
@@ -160,11 +160,11 @@ def write_partition(sink: Target, context: dict[str, Any], batches: Iterable[pa.
                 keep = [True] * batch.num_rows
                 for index, reason in rejected:
                     keep[index] = False
-                    dirty.add({"stage": "write", "row": _row_location(batch, index, sink)}, reason,
+                    dirty.add({"stage": "write", "row": _row_location(batch, index, target)}, reason,
                               _row(batch, index))
                 written = batch.filter(pa.array(keep))
                 if max_dirty is not None and dirty.count > max_dirty:
-                    raise DataError(f"dirty records exceed error_limit ({sink.spec.error_limit.describe()}): "
+                    raise DataError(f"dirty records exceed error_limit ({target.spec.error_limit.describe()}): "
                                     f"one task alone found {dirty.count}; last: {rejected[-1][1]}")
             stats.written += written.num_rows
             stats.write_seconds += time.monotonic() - tick
@@ -255,7 +255,7 @@ def _row(batch: pa.RecordBatch, index: int) -> dict[str, Any]:
     return batch.slice(index, 1).to_pylist()[0]
 
 
-def _row_location(batch: pa.RecordBatch, index: int, sink: Target) -> dict[str, Any]:
+def _row_location(batch: pa.RecordBatch, index: int, target: Target) -> dict[str, Any]:
     """Point at a rejected row by its source location columns when it has them."""
     location = {}
     for name in ("_topic", "_partition", "_offset", "_file", "_line"):

@@ -24,7 +24,7 @@ SERVED_GRACE = 120.0  # seconds for the broker to serve what the coordinator rep
 
 
 class DruidClient:
-    """The few Overlord, Coordinator and SQL calls the sink makes, with the error families mapped:
+    """The few Overlord, Coordinator and SQL calls the target makes, with the error families mapped:
     connection failures and 5xx are transient, a 4xx is the spec's or the data's fault."""
 
     def __init__(self, conn: Connection):

@@ -1,4 +1,4 @@
-"""Druid sink: stage the run as JSON lines, ingest it into a staging datasource, gate it there,
+"""Druid target: stage the run as JSON lines, ingest it into a staging datasource, gate it there,
 and publish by ingesting the same files into the real datasource.
 
 Staging, step by step:

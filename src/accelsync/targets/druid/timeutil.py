@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from accelsync.runs import safe_run_id
-from accelsync.targets import values
+from accelsync.targets import value_text
 
 
 MINUTE, HOUR, DAY, WEEK = 60_000, 3_600_000, 86_400_000, 604_800_000
@@ -30,7 +30,7 @@ def column_text(column: pa.Array) -> pa.Array:
     if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
         return pa.array([None if v is None else base64.b64encode(v).decode() for v in column.to_pylist()],
                         pa.string())
-    return values.as_text(column).cast(pa.string())
+    return value_text.as_text(column).cast(pa.string())
 
 
 def event_millis(column: pa.Array, fmt: str, name: str) -> tuple[pa.Array, list[tuple[int, str]]]:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from accelsync.runs import write_json_atomic
-from accelsync.targets import values
+from accelsync.targets import value_text
 from accelsync.targets.base import BatchWriter
 from accelsync.targets.druid.timeutil import column_text, chunk_starts, event_millis
 
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 class DruidWriter(BatchWriter):
     """Appends this task's rows as JSON lines to its part file; renames it into place at flush."""
 
-    def __init__(self, sink: DruidTarget, context: dict[str, Any]):
-        self.sink = sink
+    def __init__(self, target: DruidTarget, context: dict[str, Any]):
+        self.target = target
         # `writer` (set by accelsync.engine.tasks) names the task on either engine, the same for a retry
         part = f"part-{context['writer']}"
         folder = Path(context["run_dir"]) / "druid"
@@ -38,19 +38,19 @@ class DruidWriter(BatchWriter):
         self.chunks: set[int] = set()
 
     def write(self, batch: pa.RecordBatch) -> list[tuple[int, str]]:
-        sink = self.sink
+        target = self.target
         if self.dimensions is None:
-            self.dimensions = sink.layout(batch.schema)
-        millis, rejected = event_millis(batch.column(sink.ts), sink.ts_format, sink.ts)
+            self.dimensions = target.layout(batch.schema)
+        millis, rejected = event_millis(batch.column(target.ts), target.ts_format, target.ts)
         if rejected:
             good = pc.is_valid(millis)
             batch, millis = batch.filter(good), millis.filter(good)
         if batch.num_rows == 0:
             return rejected
-        parts: list = [b"{" + json.dumps(sink.ts).encode() + b":", values.as_text(millis)]
+        parts: list = [b"{" + json.dumps(target.ts).encode() + b":", value_text.as_text(millis)]
         for name, kind in self.dimensions:
             parts += [b"," + json.dumps(name).encode() + b":", _json_dimension(batch.column(name), kind)]
-        for name in sink.fields:
+        for name in target.fields:
             if name not in {n for n, _ in self.dimensions}:
                 parts += [b"," + json.dumps(name).encode() + b":", _json_metric_input(batch.column(name))]
         parts.append(b"}\n")
@@ -59,9 +59,9 @@ class DruidWriter(BatchWriter):
         if self.handle is None:
             self.tmp.parent.mkdir(parents=True, exist_ok=True)
             self.handle = open(self.tmp, "wb")
-        self.handle.write(values.concat(lines))
+        self.handle.write(value_text.concat(lines))
         self.rows += batch.num_rows
-        self.chunks.update(chunk_starts(millis, sink.options.granularity.segment))
+        self.chunks.update(chunk_starts(millis, target.options.granularity.segment))
         return rejected
 
     def flush(self) -> None:
@@ -104,17 +104,17 @@ def _json_dimension(column: pa.Array, kind: str) -> pa.Array:
     values = dimension_values(column, kind)
     if kind == "string":
         return _json_string(values)
-    return values.as_text(values)
+    return value_text.as_text(values)
 
 
 def _json_metric_input(column: pa.Array) -> pa.Array:
     kind = column.type
     if pa.types.is_boolean(kind):
-        return values.as_text(pc.cast(column, pa.int8()))
+        return value_text.as_text(pc.cast(column, pa.int8()))
     if pa.types.is_integer(kind) or pa.types.is_decimal(kind):
-        return values.as_text(column)
+        return value_text.as_text(column)
     if pa.types.is_floating(kind):
-        return pc.if_else(pc.is_finite(column), values.as_text(column), pa.scalar(None, pa.binary()))
+        return pc.if_else(pc.is_finite(column), value_text.as_text(column), pa.scalar(None, pa.binary()))
     return _json_string(column_text(column))
 
 

@@ -1,7 +1,7 @@
-"""HBase sink: each row becomes one HBase row, written through the HBase Thrift server (happybase).
+"""HBase target: each row becomes one HBase row, written through the HBase Thrift server (happybase).
 
 What HBase holds, so readers can rely on it:
-- **row key**: `row_key` rendered column-wise (`values.render`, the same value text as Redis). With
+- **row key**: `row_key` rendered column-wise (`value_text.render`, the same value text as Redis). With
   `salt: {buckets: N}` a stable bucket is put in front, computable in any language:
 
       salted = f"{zlib.crc32(key) % N:0{len(str(N - 1))}d}_".encode() + key
@@ -9,7 +9,7 @@ What HBase holds, so readers can rely on it:
   where `key` is the rendered row key (UTF-8 bytes) and CRC-32 is the IEEE one (zlib, Java's
   `java.util.zip.CRC32`, Go's `crc32.ChecksumIEEE`). E.g. N=16, key `user:42` -> `06_user:42`.
 - **cells**: `columns: {"cf:q": column}`, or `family: cf` for every column not used in the row
-  key as `cf:<column>`. Values are `values.as_text` text (integers as digits, decimals with their
+  key as `cf:<column>`. Values are `value_text.as_text` text (integers as digits, decimals with their
   scale, `YYYY-MM-DD HH:MM:SS[.ffffff]`, ...), so Redis and HBase agree on value text.
 - **NULL** deletes the cell (every version up to the row's timestamp), so a rerun converges on
   the source row. A row whose cells are all NULL has its cells deleted and is reported dirty
@@ -52,12 +52,12 @@ import pyarrow.compute as pc
 from accelsync.connections import Connection, get_connection
 from accelsync.errors import AccelsyncError, TerminalError
 from accelsync.spec import Spec
-from accelsync.targets import values
+from accelsync.targets import value_text
 from accelsync.targets.base import BatchWriter, Target
 from accelsync.targets.hbase.client import hbase_connection, hbase_error, salt_prefixes
 from accelsync.targets.hbase.spec import HbaseTargetSpec
 from accelsync.targets.hbase.thrift import MutationPipe, mutation_messages, row_mutations
-from accelsync.targets.values import same as _same, show as _show, text as _text
+from accelsync.targets.value_text import same as _same, show as _show, text as _text
 
 
 _READ_CHUNK = 5000          # row keys per getRows call (gate reads)
@@ -103,7 +103,7 @@ class HbaseTarget(Target):
 
     def row_keys(self, batch: pa.RecordBatch) -> pa.Array:
         """Row keys (binary), salted when asked; null where a row-key column is NULL."""
-        keys = values.render(self.options.row_key, batch)
+        keys = value_text.render(self.options.row_key, batch)
         if self.options.salt is None:
             return keys
         buckets = self.options.salt.buckets
@@ -304,10 +304,10 @@ def _millis(value: Any) -> Optional[int]:
 class _HbaseWriter(BatchWriter):
     """One write task: one happybase connection, mutations built and sent a batch at a time."""
 
-    def __init__(self, sink: HbaseTarget):
-        self.sink = sink
-        self.options = sink.options
-        self.conn = sink._conn()
+    def __init__(self, target: HbaseTarget):
+        self.target = target
+        self.options = target.options
+        self.conn = target._conn()
         self.client = hbase_connection(self.conn)
         self.table = self.client.table(self.options.table)
         self.cells: Optional[list[tuple[bytes, str]]] = None
@@ -316,10 +316,10 @@ class _HbaseWriter(BatchWriter):
 
     def write(self, batch: pa.RecordBatch) -> list[tuple[int, str]]:
         if self.cells is None:
-            self.cells = self.sink.cells(batch.schema.names)
-        keys = self.sink.row_keys(batch)
-        values = [values.as_text(batch.column(column)) for _, column in self.cells]
-        stamps = self.sink.timestamps(batch)
+            self.cells = self.target.cells(batch.schema.names)
+        keys = self.target.row_keys(batch)
+        values = [value_text.as_text(batch.column(column)) for _, column in self.cells]
+        stamps = self.target.timestamps(batch)
         rejected, writable = self._reject(batch, keys, values, stamps)
         if writable is not None:
             keys = keys.filter(writable)
@@ -334,7 +334,7 @@ class _HbaseWriter(BatchWriter):
             except AccelsyncError:
                 raise
             except Exception as exc:
-                raise self.sink.write_failure(exc, self.conn) from None
+                raise self.target.write_failure(exc, self.conn) from None
         return rejected
 
     def _reject(self, batch, keys, values, stamps):
@@ -407,7 +407,7 @@ class _HbaseWriter(BatchWriter):
             except AccelsyncError:
                 raise
             except Exception as exc:
-                raise self.sink.write_failure(exc, self.conn) from None
+                raise self.target.write_failure(exc, self.conn) from None
 
     def close(self) -> None:
         self.client.close()

@@ -1,6 +1,6 @@
 """Redis protocol (RESP) built column-wise with Arrow kernels, and a pipelined raw sender.
 
-Values reach it as text (`accelsync.targets.values`).
+Values reach it as text (`accelsync.targets.value_text`).
 
 Encoding a command per row in Python costs microseconds a row; here a whole batch of commands is
 built by Arrow's string kernels in C++, sent as one buffer, and the replies are counted without
@@ -16,7 +16,7 @@ from typing import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from accelsync.targets.values import concat
+from accelsync.targets.value_text import concat
 
 CRLF = "\r\n"
 

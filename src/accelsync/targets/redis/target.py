@@ -1,4 +1,4 @@
-"""Redis sink: keys from a template, hash / string / json values, written in large pipelines.
+"""Redis target: keys from a template, hash / string / json values, written in large pipelines.
 
 Modes: `upsert` writes the keys in place. `swap` writes each run under its own version prefix
 `<sync name>:<run id>:` and `publish` flips one pointer key, `accelsync:live:<sync name>`, whose
@@ -7,7 +7,7 @@ value is the live prefix; readers read the pointer, then `<prefix><key>` (see
 version until the gate passed. Superseded versions are deleted at publish (UNLINK: Redis frees
 the memory in the background).
 
-Value text is what `values.as_text` documents. A hash row writes HSET of its non-null fields and
+Value text is what `value_text.as_text` documents. A hash row writes HSET of its non-null fields and
 HDEL of its null ones, so a rerun leaves the key equal to the source row. A row is dirty when a
 key column is NULL, a string value is NULL, or every field of a hash is NULL (Redis has no
 empty hash).
@@ -28,14 +28,14 @@ import pyarrow.compute as pc
 from accelsync.connections import Connection, get_connection
 from accelsync.errors import TerminalError, TransientError, is_availability_failure
 from accelsync.spec import Spec, format_duration
-from accelsync.targets import values
+from accelsync.targets import value_text
 from accelsync.targets.base import BatchWriter, Target
 from accelsync.targets.redis import resp
 from accelsync.targets.redis.codecs import compress_array, decode_value, total_bytes
 from accelsync.targets.redis.spec import RedisTargetSpec
 from accelsync.targets.redis.versions import (expire_prefix, unlink_prefix, live_key, retired_key, version_prefix,
                                               versions_key)
-from accelsync.targets.values import same as _same, show as _show, text as _text
+from accelsync.targets.value_text import same as _same, show as _show, text as _text
 
 
 def redis_client(conn: Connection):
@@ -220,11 +220,11 @@ class RedisTarget(Target):
 class _RedisWriter(BatchWriter):
     """Encodes each batch as one RESP buffer and keeps one batch of replies in flight."""
 
-    def __init__(self, sink: RedisTarget, context: dict[str, Any]):
-        self.sink = sink
+    def __init__(self, target: RedisTarget, context: dict[str, Any]):
+        self.target = target
         self.context = context
-        self.options = sink.options
-        conn = sink._conn()
+        self.options = target.options
+        conn = target._conn()
         self.redact = conn.redact
         try:
             self.client = redis_client(conn)
@@ -237,9 +237,9 @@ class _RedisWriter(BatchWriter):
 
     def write(self, batch: pa.RecordBatch) -> list[tuple[int, str]]:
         if self.fields is None:
-            self.fields = self.sink.value_fields(batch.schema)
+            self.fields = self.target.value_fields(batch.schema)
         keys = _keys(self.options.key, batch, self.context)
-        values = [values.as_text(batch.column(name)) for name in self.fields]
+        values = [value_text.as_text(batch.column(name)) for name in self.fields]
         rejected, good = self._reject(batch, keys, values)
         if good is not None:
             keys = keys.filter(good)
@@ -330,11 +330,11 @@ class _RedisWriter(BatchWriter):
         if ttl:
             parts.append(resp.join([ttl, key_bulk, resp.bulk_literal(str(self.ttl_ms))]))
             replies += rows
-        return values.concat(resp.join(parts)), replies
+        return value_text.concat(resp.join(parts)), replies
 
     @property
     def ttl_ms(self):
-        return self.sink.ttl_ms
+        return self.target.ttl_ms
 
     def flush(self) -> None:
         try:
@@ -352,7 +352,7 @@ class _RedisWriter(BatchWriter):
 
 
 def _keys(template, batch: pa.RecordBatch, context: dict[str, Any]) -> pa.Array:
-    keys = values.render(template, batch)
+    keys = value_text.render(template, batch)
     prefix = context.get("prefix")
     return pc.binary_join_element_wise(prefix.encode(), keys, b"") if prefix else keys
 
@@ -370,16 +370,16 @@ def _json_objects(batch: pa.RecordBatch, fields: list[str]) -> pa.Array:
 def _json_values(column: pa.Array) -> pa.Array:
     kind = column.type
     if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        return values.as_text(column)
+        return value_text.as_text(column)
     if pa.types.is_floating(kind):
         finite = pc.is_finite(column)
-        return pc.if_else(finite, values.as_text(column), pa.scalar(None, pa.binary()))
+        return pc.if_else(finite, value_text.as_text(column), pa.scalar(None, pa.binary()))
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         encoded = [None if v is None else base64.b64encode(v).decode() for v in column.to_pylist()]
         return _quoted(pa.array(encoded, pa.string()))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _quoted(column.cast(pa.string()))
-    return _quoted(values.as_text(column).cast(pa.string()))
+    return _quoted(value_text.as_text(column).cast(pa.string()))
 
 
 def _quoted(text: pa.Array) -> pa.Array:

@@ -85,7 +85,7 @@ def concat(values: pa.Array) -> bytes:
 
 
 def text(value: Any) -> Any:
-    """A source value as the text the sink writes (for read-back: computed row by row here,
+    """A source value as the text the target writes (for read-back: computed row by row here,
     independently of the column-wise encoder)."""
     if value is None:
         return None

@@ -1,4 +1,4 @@
-"""Every sink holds exactly the synced rows (read with a client that is not accelsync's), refuses
+"""Every target holds exactly the synced rows (read with a client that is not accelsync's), refuses
 the rows it cannot store with a reason, converges on a rerun, shows nothing before publish where
 its mode promises that, and leaves nothing staged after a failed gate."""
 
@@ -19,52 +19,52 @@ from sources import MysqlHarness
 pytestmark = pytest.mark.integration
 
 
-def spec_for(sink, mysql, test_database, **extra):
-    source = MysqlHarness({"mysql": mysql, "test_database": test_database}).source(ROWS)
-    sink.sync = "contract_" + uuid.uuid4().hex[:8]
-    target = sink.target(**extra.pop("target", {}))
-    return parse_spec({"name": sink.sync, "source": source, "target": target,
+def spec_for(harness, mysql, test_database, **extra):
+    source = MysqlHarness({"mysql": mysql, "test_database": test_database}).block(ROWS)
+    harness.sync = "contract_" + uuid.uuid4().hex[:8]
+    block = harness.block(**extra.pop("target", {}))
+    return parse_spec({"name": harness.sync, "source": source, "target": block,
                        "speed": {"channels": 2}, "error_limit": {"records": 1}, **extra})
 
 
-def test_every_row_lands_exactly_and_the_bad_row_is_dirty(sink, mysql, test_database):
-    spec = spec_for(sink, mysql, test_database)
+def test_every_row_lands_exactly_and_the_bad_row_is_dirty(target, mysql, test_database):
+    spec = spec_for(target, mysql, test_database)
     summary = pipeline.run(spec)
     assert summary["status"] == "published", summary["reason"]
     assert (summary["read"], summary["written"], summary["dirty"]) == (5, 4, 1)
     [entry] = read_dirty(RunDir(spec.name, summary["run_id"]).path / "dirty")
-    assert entry["reason"] == sink.bad_reason and entry["record"]["id"] == 5
-    assert sink.stored() == sink.expected()
+    assert entry["reason"] == target.bad_reason and entry["record"]["id"] == 5
+    assert target.stored() == target.expected()
 
 
-def test_a_rerun_converges_to_the_same_target(sink, mysql, test_database):
-    spec = spec_for(sink, mysql, test_database)
+def test_a_rerun_converges_to_the_same_target(target, mysql, test_database):
+    spec = spec_for(target, mysql, test_database)
     assert pipeline.run(spec)["status"] == "published"
     again = pipeline.run(spec)
     assert again["status"] == "published" and again["written"] == 4
-    assert sink.stored() == sink.expected()
+    assert target.stored() == target.expected()
 
 
-def test_nothing_is_visible_before_publish(unseen_sink, mysql, test_database):
-    spec = spec_for(unseen_sink, mysql, test_database, target=unseen_sink.unseen_mode)
+def test_nothing_is_visible_before_publish(unseen_target, mysql, test_database):
+    spec = spec_for(unseen_target, mysql, test_database, target=unseen_target.unseen_mode)
     run_id = "contract-" + uuid.uuid4().hex[:6]
     pipeline.stage_sync(spec, run_id)
     pipeline.stage_gate(spec, run_id)
-    assert unseen_sink.stored() == {}  # written and gated, not published: readers see nothing
+    assert unseen_target.stored() == {}  # written and gated, not published: readers see nothing
     pipeline.stage_publish(spec, run_id)
-    assert unseen_sink.stored() == unseen_sink.expected()
+    assert unseen_target.stored() == unseen_target.expected()
 
 
-def test_a_failed_gate_leaves_nothing_staged(sink, mysql, test_database, tmp_path):
+def test_a_failed_gate_leaves_nothing_staged(target, mysql, test_database, tmp_path):
     suite = tmp_path / "fails.json"  # a suite the dataset cannot pass: four rows, at most one allowed
     suite.write_text(json.dumps({"name": "fails", "expectations": [
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 0, "max_value": 1}}]}))
-    spec = spec_for(sink, mysql, test_database, quality={"suite": str(suite)})
+    spec = spec_for(target, mysql, test_database, quality={"suite": str(suite)})
     summary = pipeline.run(spec)
     assert summary["status"] == "failed" and summary["reason"].startswith("gate failed: suite: ")
-    assert sink.leftovers() == []
-    if sink.live_before_gate:  # written in place: live, and the summary says so
+    assert target.leftovers() == []
+    if target.live_before_gate:  # written in place: live, and the summary says so
         assert summary["note"] == "rows written in upsert mode stay live; the source position was not advanced"
-        assert sink.stored() == sink.expected()
+        assert target.stored() == target.expected()
     else:
-        assert sink.stored() == {}
+        assert target.stored() == {}

@@ -1,5 +1,5 @@
-"""How the contract suite reads each sink back, with a client that is not accelsync's own, and
-what each sink must hold for the dataset (written out by hand from the README's value rules)."""
+"""How the contract suite reads each target back, with a client that is not accelsync's own, and
+what each target must hold for the dataset (written out by hand from the README's value rules)."""
 
 from __future__ import annotations
 
@@ -20,21 +20,21 @@ TEXT = {
 }
 
 
-class SinkHarness:
-    """One sink type: `target()` is the spec's `target:` block (fresh names per test), `stored()`
+class TargetHarness:
+    """One target type: `block()` is the spec's `target:` block (fresh names per test), `stored()`
     what the target holds, `expected()` what it must hold after the dataset was synced."""
 
     type = ""
     fixtures: tuple[str, ...] = ()
     bad_reason = ""          # why the dataset's bad row is refused
     unseen_mode: dict | None = None   # target settings under which nothing is visible before publish
-    live_before_gate = False  # the sink shows rows as they are written (upsert): the README says so
+    live_before_gate = False  # the target shows rows as they are written (upsert): the README says so
 
     def __init__(self, fixtures: dict):
         self.f = fixtures
         self.name = "ct_" + uuid.uuid4().hex[:8]
 
-    def target(self, **overrides) -> dict:
+    def block(self, **overrides) -> dict:
         raise NotImplementedError
 
     def stored(self) -> dict:
@@ -48,14 +48,14 @@ class SinkHarness:
         return []
 
 
-class RedisHarness(SinkHarness):
+class RedisHarness(TargetHarness):
     type = "redis"
     fixtures = ("redis_client",)
     bad_reason = "all hash fields are NULL; Redis cannot store an empty hash"
     unseen_mode = {"mode": "swap"}
     live_before_gate = True  # in the default mode, upsert
 
-    def target(self, **overrides):
+    def block(self, **overrides):
         self.mode = overrides.get("mode", "upsert")
         return {"type": "redis", "connection": "test_redis", "key": self.name + ":{id}",
                 "value": {"type": "hash", "fields": VALUE_COLUMNS}, **overrides}
@@ -83,7 +83,7 @@ class RedisHarness(SinkHarness):
                 if not (live and k.decode().startswith(live))]
 
 
-class HbaseHarness(SinkHarness):
+class HbaseHarness(TargetHarness):
     """Cells read through HBase's REST server; every non-key column in family `cf`."""
 
     type = "hbase"
@@ -91,7 +91,7 @@ class HbaseHarness(SinkHarness):
     bad_reason = "row key column 'code' is NULL"
     live_before_gate = True
 
-    def target(self, **overrides):
+    def block(self, **overrides):
         return {"type": "hbase", "connection": "hbase_default", "table": self.name, "row_key": "{code}:{id}",
                 "family": "cf", "create_table": True, **overrides}
 
@@ -107,7 +107,7 @@ class HbaseHarness(SinkHarness):
                 for row_id, fields in TEXT.items()}
 
 
-class DruidHarness(SinkHarness):
+class DruidHarness(TargetHarness):
     """Rows read with Druid SQL through the router (plain HTTP); event time `ts`, day segments."""
 
     type = "druid"
@@ -115,7 +115,7 @@ class DruidHarness(SinkHarness):
     bad_reason = "timestamp column 'ts' is NULL"
     unseen_mode = {}  # the default, replace: staged in a datasource of its own until publish
 
-    def target(self, **overrides):
+    def block(self, **overrides):
         self.datasource = self.f["druid_datasource"](self.name)
         return {"type": "druid", "connection": "druid_default", "datasource": self.datasource,
                 "timestamp": {"column": "ts"},
