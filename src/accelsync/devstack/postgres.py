@@ -124,6 +124,18 @@ class Postgres(Service):
         finally:
             conn.close()
 
+    def drop_database(self, name: str) -> None:
+        """Drop database `name` if it exists, closing its sessions first (a test deployment's)."""
+        import psycopg2
+
+        conn = psycopg2.connect(host=self.host, port=self.port, user=SUPERUSER, dbname="postgres", connect_timeout=5)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            conn.close()
+
     def version(self) -> str:
         import psycopg2
 
