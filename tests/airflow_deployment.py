@@ -96,13 +96,14 @@ class Deployment:
         return {row["task_id"]: row for row in rows}
 
     def wait_finished(self, dag_id: str, run_id: str, timeout: float = 240) -> dict:
-        """Until the run is success or failed and its `report` teardown has ended; its row."""
+        """Until the run is success or failed and its `report` teardown has ended (or was skipped:
+        a run stopped by its dagrun_timeout skips what did not start); its row."""
         deadline = time.monotonic() + timeout
         while True:
             row = self.run_row(dag_id, run_id)
             tasks = self.tasks(dag_id, run_id) if row else {}
             report = tasks.get("report") or {}
-            if row and row["state"] in FINISHED and report.get("end_date"):
+            if row and row["state"] in FINISHED and (report.get("end_date") or report.get("state") == "skipped"):
                 return row
             if time.monotonic() > deadline:
                 states = {task: t["state"] for task, t in tasks.items()}
@@ -128,8 +129,9 @@ class Deployment:
         """The pid of the Celery worker (the `airflow celery worker` process) listening on `queue`."""
         supervisor = self.service.our_pid()
         for child in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-            if b"worker" in cmdline and queue.encode() in cmdline:
+            # the worker retitles itself: "[celeryd: ...] (celery worker --queues <queue> ...)"
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"worker" in cmdline and f"--queues {queue} ".encode() in cmdline:
                 return int(child)
         raise AssertionError(f"no Celery worker on queue {queue} under supervisor {supervisor}")
 
