@@ -236,3 +236,72 @@ def artifacts() -> Path:
     folder = Path(os.environ.get("ACCELSYNC_TEST_ARTIFACTS") or REPO / ".accelsync" / "test-artifacts") / "airflow_ui"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def test_on_call_sees_the_failed_gate_in_the_airflow_ui(airflow_deployment, gate_run, tmp_path):
+    """Log in as on-call would (the simple auth manager's form), open the DAG of the run whose gate
+    failed, then that run's failed `gate` task, and find the failed task, its reason and the link
+    to the sync report. Screenshots are kept: `<artifacts>/airflow_ui/gate_failed_dag.png` (the
+    DAG) and `gate_failed.png` (the failed task and its log); see the module docstring."""
+    from tests.browser import Browser
+
+    rid, _ = gate_run
+    base = airflow_deployment.base_url
+    folder = artifacts()
+    browser = Browser(tmp_path / "chromium")
+    try:
+        browser.goto(f"{base}/dags/gate_users")
+        browser.wait_for("!!document.querySelector('input[name=username]')", "the login form")
+        browser.type_into("input[name=username]", "admin")
+        browser.type_into("input[name=password]", "admin")
+        browser.evaluate("document.querySelector('button[type=submit]').click()")
+        browser.wait_for("location.pathname === '/dags/gate_users'", "the login to land on the DAG")
+        try:
+            browser.wait_for("document.body.innerText.includes('Sync report') && "
+                             "/\\b1\\s+Failed Runs?\\b/.test(document.body.innerText)", "the DAG's failed run")
+        finally:
+            browser.screenshot(folder / "gate_failed_dag.png")
+        dag_links = browser.links()
+        browser.goto(f"{base}/dags/gate_users/runs/{rid}/tasks/gate")
+        try:
+            browser.wait_for("document.body.innerText.includes('[FAIL] suite')", "the gate's log", timeout=90)
+            # The alert (the failure callback's log) is in the log's collapsed "Post Execute" group.
+            browser.evaluate("Array.from(document.querySelectorAll('*')).filter(e => "
+                             "e.textContent.includes('Post Execute')).pop().click()")
+            browser.wait_for("document.body.innerText.includes('report: ')", "the alert in the log")
+        finally:
+            browser.screenshot(folder / "gate_failed.png")
+            (folder / "gate_failed.txt").write_text(browser.text())
+        text = browser.text()
+    finally:
+        browser.close()
+    # The DAG: one failed run, and its "Sync report" tab (the accelsync plugin's page).
+    assert {"text": "Sync report", "href": f"{base}/dags/gate_users/plugin/accelsync_sync"} in dag_links
+    assert any(link["href"].endswith("/runs?state=failed") and link["text"].startswith("1") for link in dag_links)
+    # The failed task and its reason (the failed check, the offending value) ...
+    assert "gate" in text and "Failed" in text
+    assert "[FAIL] suite: expect_column_values_to_be_between(score)" in text
+    assert "400" in text
+    # ... and the alert logged beside it, with the link to the sync report.
+    assert "accelsync: gate_users quality gate failed (gate)" in text
+    assert f"report: {base}/accelsync/syncs/gate_users" in text
+    assert (folder / "gate_failed.png").stat().st_size > 10_000
+
+
+def test_a_run_that_failed_before_its_deadline_gets_no_deadline_alert(airflow_deployment, gate_run):
+    """Airflow 3.3 keeps the deadline of a run that failed (it drops only a successful run's) and
+    runs the callback when it passes: accelsync's callback sees the run ended in time and stays
+    quiet (the failed task already alerted)."""
+    rid, run = gate_run
+    deadline = time.monotonic() + 120
+    while True:
+        rows = airflow_deployment.query(
+            "SELECT d.missed, d.deadline_time, c.state FROM deadline d JOIN dag_run r ON r.id = d.dagrun_id "
+            "JOIN callback c ON c.id = d.callback_id WHERE r.run_id = %s", (rid,))
+        if rows and rows[0]["state"] in ("success", "failed"):
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(1)
+    assert rows[0]["missed"] is True and rows[0]["state"] == "success"
+    assert run["end_date"] < rows[0]["deadline_time"]
+    assert [a["kind"] for a in airflow_deployment.webhook if a["run_id"] == rid] == ["gate"]
