@@ -162,7 +162,7 @@ SUITE = {"name": "deploy_gate", "expectations": [
 
 
 def _spec(name: str, line: str, table: str, prefix: str, priority: str = "medium", rate: int = 0,
-          timeout: str = "5m", retries: int = 0, extra: str = "") -> str:
+          timeout: str = "5m", retries: int = 0, extra: str = "", channels: int = 1) -> str:
     return f"""name: {name}
 business_line: {line}
 priority: {priority}
@@ -170,7 +170,7 @@ timeout: {timeout}
 retries: {retries}
 source: {{type: mysql, connection: deploy_mysql, table: {table}, split_pk: id}}
 target: {{type: redis, connection: deploy_redis, key: "{prefix}:{{id}}", value: {{type: hash, fields: [name, score]}}}}
-speed: {{records_per_second: {rate}}}
+speed: {{records_per_second: {rate}, channels: {channels}}}
 {extra}"""
 
 
@@ -181,7 +181,8 @@ def spec_files(suite_path: Path) -> dict[str, str]:
         # pools: two syncs of growth, one of commerce
         "pool_growth_a.yaml": _spec("pool_growth_a", "growth", "users", "pga", rate=1000),
         "pool_growth_b.yaml": _spec("pool_growth_b", "growth", "users", "pgb", rate=1000),
-        "pool_commerce.yaml": _spec("pool_commerce", "commerce", "users", "pc", rate=400),
+        # (two channels: the local engine's worker processes, under a Celery pool process)
+        "pool_commerce.yaml": _spec("pool_commerce", "commerce", "users", "pc", rate=400, channels=2),
         # priority: a full growth pool, two low syncs queued before a high one
         "prio_low_a.yaml": _spec("prio_low_a", "growth", "users", "pla", priority="low", rate=1000),
         "prio_low_b.yaml": _spec("prio_low_b", "growth", "users", "plb", priority="low", rate=3000),
@@ -189,7 +190,7 @@ def spec_files(suite_path: Path) -> dict[str, str]:
         # a run held past its 20 s timeout (the test locks its table)
         "deadline_users.yaml": _spec("deadline_users", "commerce", "deadline_users", "dl", timeout="20s"),
         # a sync whose worker is killed mid-task; one retry
-        "retry_users.yaml": _spec("retry_users", "growth", "retry_users", "ru", retries=1),
+        "retry_users.yaml": _spec("retry_users", "growth", "retry_users", "ru", retries=1, channels=2),
         # a gate that fails: a score of 400 against a 0..100 expectation
         # (its 45 s deadline passes after the run failed: no deadline alert for it)
         "gate_users.yaml": _spec("gate_users", "commerce", "gate_users", "gu", timeout="45s",
