@@ -7,7 +7,8 @@ stops only what devstack started. `env` prints the Airflow connections (`AIRFLOW
 that point at them. Hosts and ports: `ACCELSYNC_<SERVICE>_HOST` / `ACCELSYNC_<SERVICE>_PORT`.
 
 PostgreSQL and Airflow are started only when named (`up airflow`, which brings up what it
-`requires` first: MariaDB, Redis, PostgreSQL); `down` and `status` without names cover them too.
+`requires` first: MariaDB, Redis, PostgreSQL); `down` without names stops them too, and `status`
+without names shows them when they are up.
 
 Adding a service (e.g. HBase with its Thrift server on 9090, the Druid HTTP emulator on 8888) means
 one module with a `Service` subclass and one line in `SERVICES`.
@@ -98,8 +99,12 @@ def down(names: list[str] | None = None) -> list[str]:
 
 
 def status(names: list[str] | None = None) -> list[ServiceStatus]:
-    """Whether each service answers on its address, and whether devstack started it."""
-    return [service.status() for service in services(names)]
+    """Whether each service answers on its address, and whether devstack started it. Without
+    names: the default services, and the on-demand ones (postgres, airflow) that are up."""
+    results = [service.status() for service in services(names)]
+    if names:
+        return results
+    return [r for r in results if r.up or not SERVICES[r.name].on_demand]
 
 
 def connection_env() -> dict[str, str]:
