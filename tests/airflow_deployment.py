@@ -91,7 +91,7 @@ class Deployment:
     def tasks(self, dag_id: str, run_id: str) -> dict[str, dict]:
         """task_id -> the task instance's row (state, start/end, hostname, queue, pool, weight, try)."""
         rows = self.query("SELECT task_id, state, start_date, end_date, queued_dttm, hostname, queue, pool, "
-                          "priority_weight, try_number FROM task_instance WHERE dag_id = %s AND run_id = %s",
+                          "priority_weight, try_number, pid FROM task_instance WHERE dag_id = %s AND run_id = %s",
                           (dag_id, run_id))
         return {row["task_id"]: row for row in rows}
 
@@ -135,12 +135,40 @@ class Deployment:
                 return int(child)
         raise AssertionError(f"no Celery worker on queue {queue} under supervisor {supervisor}")
 
-    def kill_worker(self, queue: str) -> int:
-        """SIGKILL the worker of `queue` with its pool and task processes (its process group),
-        as an OOM kill of its container or a lost machine would; the supervisor restarts it."""
-        pid = self.worker_pid(queue)
-        os.killpg(pid, signal.SIGKILL)
-        return pid
+    def kill_worker(self, queue: str) -> list[int]:
+        """SIGKILL the worker of `queue` and every process under it (its pool, the task processes
+        Airflow's supervisor puts in process groups of their own, a sync's channel processes), as
+        an OOM kill of its container or a lost machine would; the supervisor restarts the worker.
+        Returns the killed pids, worker first."""
+        worker = self.worker_pid(queue)
+        pids = [worker, *descendants(worker)]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return pids
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under `pid` (children first), from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def overlaps(a: dict, b: dict) -> bool:

@@ -130,7 +130,7 @@ def airflow_deployment(services, accelsync_home, tmp_path_factory):
     database (`ACCELSYNC_TEST_BROKER_DB`, default 8); stopped at the end of the session.
 
     Pools have one slot (ACCELSYNC_POOL_SLOTS=1), queues are on (ACCELSYNC_QUEUES=true), alerts
-    go to the log and to a local webhook, and a task without a heartbeat for 15 s is failed
+    go to the log and to a local webhook, and a task without a heartbeat for 20 s is failed
     (then retried when it has retries left)."""
     import json as _json
 
@@ -162,7 +162,7 @@ def airflow_deployment(services, accelsync_home, tmp_path_factory):
             "ACCELSYNC_SPECS": str(specs), "ACCELSYNC_POOL_SLOTS": "1", "ACCELSYNC_QUEUES": "true",
             "ACCELSYNC_AIRFLOW_DATABASE": database, "ACCELSYNC_AIRFLOW_BROKER_DB": str(broker_db),
             "ACCELSYNC_NOTIFIERS": "log,webhook", "ACCELSYNC_ALERT_WEBHOOK_URL": url,
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW_CONN_DEPLOY_MYSQL": f"mysql://root@127.0.0.1:3306/{MYSQL_DATABASE}",
             "AIRFLOW_CONN_DEPLOY_REDIS": f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_deployment import MYSQL_DATABASE, ROWS, overlaps
+from tests.airflow_deployment import MYSQL_DATABASE, ROWS, alive, overlaps
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +159,10 @@ def test_a_worker_killed_mid_sync_is_retried_and_the_run_converges(airflow_deplo
         first = airflow_deployment.wait_task_state("retry_users", rid, "sync", ("running",))
         wait_for_blocked_read(mysql_source, "retry_users")
         killed = airflow_deployment.kill_worker("accelsync.growth")
+        # the worker, its two pool processes and the task process (waiting in the sync's plan)
+        assert len(killed) >= 4 and first["pid"] in killed, (killed, first)
+        time.sleep(1)
+        assert not [pid for pid in killed if alive(pid)], killed
     finally:
         locker.execute("UNLOCK TABLES")
     run = airflow_deployment.wait_finished("retry_users", rid, timeout=300)
