@@ -87,16 +87,16 @@ class Postgres(Service):
         super().ensure_installed()
 
     def start(self) -> None:
-        data = self.dir / "data"
+        data = self.cluster_dir() / "data"
         if not (data / "PG_VERSION").is_file():
             self._initdb(data)
         options = [f"-c {key}={value}" for key, value in SETTINGS.items()]
         cmd = [pg_binary("postgres"), "-D", str(data), "-p", str(self.port), "-h", self.host,
                "-k", str(self._socket_dir()), "-c", f"external_pid_file={self.pid_file}",
                *[part for option in options for part in option.split(" ", 1)]]
-        self._own(self.dir)
+        self._own(self.cluster_dir())
         with open(self.log_file, "ab") as log:
-            subprocess.Popen(cmd, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            subprocess.Popen(cmd, cwd=self.cluster_dir(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True, **self._as_owner())
         # postgres writes external_pid_file itself once it runs; `up` waits for it to answer.
 
@@ -168,28 +168,38 @@ class Postgres(Service):
         return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [],
                 "env": {**os.environ, "HOME": entry.pw_dir}}
 
+    def cluster_dir(self) -> Path:
+        """Where the cluster's data, pid file and socket live: the service folder, unless we are
+        root and the `postgres` user cannot reach it (a checkout under a private folder, such as
+        a temporary directory): then `/var/tmp/accelsync-postgres-<port>`. Logs stay in the
+        service folder either way."""
+        if os.geteuid() != 0 or all(os.stat(p).st_mode & 0o001 for p in self.dir.parents if p.exists()):
+            return self.dir
+        return Path("/var/tmp") / f"accelsync-postgres-{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.cluster_dir() / f"{self.name}.pid"
+
     def _own(self, path: Path) -> None:
-        """As root, give the service folder to `postgres` (it must be able to reach it, too)."""
+        """As root, give the cluster's folder to `postgres`, which runs the server."""
         if os.geteuid() != 0:
             return
+        path.mkdir(parents=True, exist_ok=True)
         entry = pwd.getpwnam("postgres")
         for folder in (path, *path.rglob("*")):
             try:
                 os.chown(folder, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
             except FileNotFoundError:
                 pass
-        for parent in path.parents:
-            if not os.stat(parent).st_mode & 0o001:
-                raise DevstackError(f"the postgres user cannot reach {path}: {parent} is not searchable "
-                                    f"by others (chmod o+x {parent}, or move ACCELSYNC_DEVSTACK_HOME)")
 
     def _initdb(self, data: Path) -> None:
         log = self.dir / "initdb.log"
-        self._own(self.dir)
+        self._own(self.cluster_dir())
         cmd = [pg_binary("initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
                "--locale=C.UTF-8", "--no-sync"]
         with open(log, "ab") as out:
-            failed = subprocess.run(cmd, cwd=self.dir, stdout=out, stderr=subprocess.STDOUT,
+            failed = subprocess.run(cmd, cwd=self.cluster_dir(), stdout=out, stderr=subprocess.STDOUT,
                                     **self._as_owner()).returncode
         if failed:
             shutil.rmtree(data, ignore_errors=True)  # a half-made cluster would be reused next time
@@ -197,6 +207,6 @@ class Postgres(Service):
 
     def _socket_dir(self) -> Path:
         """The folder of the server's unix socket; the temp folder when the path is too long."""
-        if len(str(self.dir / f".s.PGSQL.{self.port}")) > 100:
+        if len(str(self.cluster_dir() / f".s.PGSQL.{self.port}")) > 100:
             return Path(tempfile.gettempdir())
-        return self.dir
+        return self.cluster_dir()
