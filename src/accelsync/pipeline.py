@@ -189,6 +189,9 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "bytes_per_second": round(stats.bytes / stats.seconds, 1) if stats and stats.seconds else 0.0,
         "dirty_reasons": stats.dirty_reasons if stats else {},
         "retries": stats.retries if stats else 0,
+        # Airflow tasks that ran more than once (try number per task), e.g. after a lost worker.
+        "retried_tasks": {task: tries for task, tries in
+                          (run.read_json("tries.json") if run.exists("tries.json") else {}).items() if tries > 1},
         "compression": _compression(spec, stats),
         "speed_limit": spec.speed.records_per_second,
         "gate": {"passed": bool(gate.get("passed")),
