@@ -17,7 +17,8 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose; \
 	  else echo "the docker/ tests need docker-compose: install the Debian package docker-compose" >&2; fi; }
 
-# The Airflow plugin's page is tested in a real headless browser: Debian's chromium.
+# The Airflow plugin's page and the Airflow UI are tested in a real headless browser: Debian's
+# chromium. (PostgreSQL, for the Airflow deployment tests, is installed by `accelsync devstack`.)
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
@@ -26,7 +27,7 @@ test-deps:
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,celery]'
 	touch $@
 
 demo: setup

@@ -142,3 +142,71 @@ def redis_client(services):
 @pytest.fixture()
 def run_id():
     return "test-" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def airflow_deployment(services, accelsync_home, tmp_path_factory):
+    """A real Airflow deployment (devstack's `airflow` service) over the deployment tests' specs:
+    scheduler, DAG processor, triggerer, API server and a Celery worker per business line
+    (growth, commerce) and `default`, on PostgreSQL and a Redis broker. Started once per test
+    session on a free port, in its own PostgreSQL database (dropped at the end) and Redis
+    database (`ACCELSYNC_TEST_BROKER_DB`, default 8); stopped at the end of the session.
+
+    Pools have one slot (ACCELSYNC_POOL_SLOTS=1), queues are on (ACCELSYNC_QUEUES=true), alerts
+    go to the log and to a local webhook, and a task without a heartbeat for 20 s is failed
+    (then retried when it has retries left)."""
+    import json as _json
+
+    import pymysql
+    import redis as redis_lib
+
+    from accelsync import devstack
+    from accelsync.dev.devstack.airflow import Airflow
+    from airflow_deployment import MYSQL_DATABASE, SUITE, Deployment, make_tables, spec_files
+    from ports import free_port
+    from webhook import webhook_server
+
+    folder = tmp_path_factory.mktemp("deployment")
+    specs = folder / "specs"
+    specs.mkdir()
+    suite = folder / "deploy_gate.json"
+    suite.write_text(_json.dumps(SUITE))
+    for name, text in spec_files(suite).items():
+        (specs / name).write_text(text)
+    db = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    make_tables(db.cursor())
+    broker_db = int(os.environ.get("ACCELSYNC_TEST_BROKER_DB", "8"))
+    broker = redis_lib.Redis(host="127.0.0.1", port=6379, db=broker_db)
+    broker.flushdb()
+    database = f"airflow_test_{os.getpid()}"
+    [postgres] = devstack.up(["postgres"])
+    with webhook_server() as (url, received):
+        settings = {
+            "ACCELSYNC_SPECS": str(specs), "ACCELSYNC_POOL_SLOTS": "1", "ACCELSYNC_QUEUES": "true",
+            "ACCELSYNC_AIRFLOW_DATABASE": database, "ACCELSYNC_AIRFLOW_BROKER_DB": str(broker_db),
+            "ACCELSYNC_NOTIFIERS": "log,webhook", "ACCELSYNC_ALERT_WEBHOOK_URL": url,
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW_CONN_DEPLOY_MYSQL": f"mysql://root@127.0.0.1:3306/{MYSQL_DATABASE}",
+            "AIRFLOW_CONN_DEPLOY_REDIS": f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
+        }
+        saved = {name: os.environ.get(name) for name in settings}
+        os.environ.update(settings)
+        service = Airflow(port=free_port(), home=folder / "devstack")
+        try:
+            service.up()
+            deployment = Deployment(service, database, specs, received)
+            deployment.wait_for_dags([name.removesuffix(".yaml") for name in spec_files(suite)])
+            yield deployment
+        finally:
+            print(service.down())
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            broker.flushdb()
+            broker.close()
+            db.cursor().execute(f"DROP DATABASE IF EXISTS {MYSQL_DATABASE}")
+            db.close()
+            devstack.SERVICES["postgres"]().drop_database(database)

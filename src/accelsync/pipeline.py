@@ -22,14 +22,15 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from accelsync import lock
+from accelsync.engine.faults import pause_point
 from accelsync.engine.sync import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
-from accelsync.engine.faults import pause_point
-from accelsync.registry import target_class, source_class
+from accelsync.registry import source_class, target_class
 from accelsync.runs import (AIRFLOW_FILE, CONTEXT_FILE, GATE_FILE, PLAN_FILE, PUBLISHED_FILE, RUN_FILE, RunDir,
-                            SUMMARY_FILE,  SYNC_FILE, new_run_id)
+                            SUMMARY_FILE, SYNC_FILE, TRIES_FILE, new_run_id)
 from accelsync.spec import FAILED_UPSERT_NOTE, Spec
 from accelsync.state import load_state, save_state
+
 
 log = logging.getLogger(__name__)
 # State key: the run whose publish has started and not finished.
@@ -196,6 +197,9 @@ def summarize(spec: Spec, run_id: str, status: str, reason: str | None, stats: S
         "bytes_per_second": round(stats.bytes / stats.seconds, 1) if stats and stats.seconds else 0.0,
         "dirty_reasons": stats.dirty_reasons if stats else {},
         "retries": stats.retries if stats else 0,
+        # Airflow tasks that ran more than once (try number per task), e.g. after a lost worker.
+        "retried_tasks": {task: tries for task, tries in
+                          (run.read_json(TRIES_FILE) if run.exists(TRIES_FILE) else {}).items() if tries > 1},
         "compression": _compression(spec, stats),
         "speed_limit": spec.speed.records_per_second,
         "gate": {"passed": bool(gate.get("passed")),

@@ -28,6 +28,7 @@ PUBLISHED_FILE = "published.json"
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
 AIRFLOW_FILE = "airflow.json"
+TRIES_FILE = "tries.json"  # the Airflow try of each task, for the summary's retried tasks
 # Written when a stage fails, so `report` and the alert can say why (cleared when it starts again).
 FAILURE_FILE = "failure.json"
 # Folders the tasks write into: read counts, the rows for the gate, a sample of whole rows, dirty records.

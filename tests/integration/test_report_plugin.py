@@ -7,7 +7,6 @@ from __future__ import annotations
 import html.parser
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import chromium
 from ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -29,18 +29,6 @@ SUITE = {"name": "rp_users", "expectations": [
     {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
     {"type": "expect_column_values_to_be_between", "kwargs": {"column": "score", "min_value": 0, "max_value": 100}},
 ]}
-
-
-def chromium() -> str:
-    """Debian's chromium; installed with apt-get when missing and running as root."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=False, capture_output=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, timeout=900)
-        found = shutil.which("chromium")
-    if not found:
-        pytest.fail("the plugin test needs Debian's chromium: apt-get install chromium (see `make system-deps`)")
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -222,12 +222,34 @@ async def deadline_missed(context: dict, sync: str, timeout: str) -> None:
 
     dag_run = (context or {}).get("dag_run") or {}
     run_id = dag_run.get("dag_run_id") or dag_run.get("run_id") or ""
+    if finished_before_deadline(dag_run, (context or {}).get("deadline") or {}):
+        # Airflow 3.3 drops the deadline of a run that *succeeded* in time, but keeps that of a run
+        # that failed in time (a failed gate, an error), and calls us when it passes: that run
+        # already alerted through its failed task, and it did finish within its budget.
+        log.info("accelsync: %s run %s ended (%s) before its deadline; no deadline alert", sync, run_id,
+                 dag_run.get("state"))
+        return
     alert = Alert(sync=sync, task="dag run", kind="deadline", run_id=run_id,
                   reason=f"timeout: the run is not finished {timeout} after it was queued "
                          f"(state {dag_run.get('state', 'unknown')})",
                   log_url=f"{_base_url()}/dags/{sync}/runs/{quote(run_id, safe='')}" if run_id else None,
                   report_url=report_url(sync))
     await asyncio.to_thread(send, alert, context)
+
+
+def finished_before_deadline(dag_run: dict, deadline: dict) -> bool:
+    """Whether the run (the DAG run of a deadline callback's context) had ended before the deadline."""
+    from datetime import datetime
+
+    ended, due = dag_run.get("end_date"), deadline.get("deadline_time")
+    if dag_run.get("state") not in {"success", "failed"} or not ended:
+        return False
+    try:
+        ended = datetime.fromisoformat(str(ended).replace("Z", "+00:00"))
+        due = due if isinstance(due, datetime) else datetime.fromisoformat(str(due).replace("Z", "+00:00"))
+    except ValueError:  # no readable deadline: the run had ended by the time Airflow found it missed
+        return True
+    return ended <= due
 
 
 def deadline_alert(spec: Any) -> Any:

@@ -17,14 +17,12 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from accelsync.errors import AccelsyncError, TerminalError
-from accelsync.runs import AIRFLOW_FILE, FAILURE_FILE, GATE_FILE, RunDir, safe_run_id
+from accelsync.runs import AIRFLOW_FILE, FAILURE_FILE, GATE_FILE, TRIES_FILE, RunDir, safe_run_id
 from accelsync.spec import load_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
     from accelsync.spec import Spec
-
 
 
 class SpecOperator(BaseOperator):
@@ -48,6 +46,7 @@ class SpecOperator(BaseOperator):
         run = RunDir(spec.name, run_id)
         if not run.exists(AIRFLOW_FILE):  # the Airflow run behind the folder, for links back to it
             run.write_json(AIRFLOW_FILE, {"dag_id": spec.name, "run_id": context["run_id"]})
+        record_try(run, self.task_id, getattr(context.get("ti"), "try_number", None))
         if self.records_failure:
             run.file(FAILURE_FILE).unlink(missing_ok=True)
         self.log.info("accelsync %s: %s, run %s (folder %s)", self.task_id, spec.name, run_id, run.path)
@@ -62,6 +61,16 @@ class SpecOperator(BaseOperator):
 
     def run_stage(self, spec: Spec, run_id: str) -> Any:
         raise NotImplementedError
+
+
+def record_try(run: RunDir, task_id: str, try_number: int | None) -> None:
+    """Note which Airflow try of `task_id` runs now (`tries.json`), so the summary can say that a
+    task was retried (a lost worker, an unavailable service), not only its partitions."""
+    if not try_number:
+        return
+    tries = run.read_json(TRIES_FILE) if run.exists(TRIES_FILE) else {}
+    tries[task_id] = max(int(try_number), int(tries.get(task_id, 0)))
+    run.write_json(TRIES_FILE, tries)
 
 
 class SyncOperator(SpecOperator):

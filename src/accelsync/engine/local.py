@@ -66,8 +66,23 @@ def stop_all() -> None:
         _stop(pool)
 
 
+def _allow_children() -> None:
+    """Lift the "daemonic" mark this process may have inherited, so it can start its workers.
+
+    A Celery prefork worker marks its pool processes daemonic, and the Airflow task process forked
+    from one inherits the mark; multiprocessing then refuses any child ("daemonic processes are not
+    allowed to have children") and every multi-channel sync on a Celery worker would fail. The
+    rule keeps a daemon from leaving orphans when it is ended; this engine waits for its workers,
+    terminates them at the deadline and on kill, and a killed task takes them down with its
+    process group. (No public setter exists for the current process's flag.)"""
+    process = multiprocessing.current_process()
+    if process.daemon:
+        process._config["daemon"] = False
+
+
 def _in_workers(options: dict[str, str], work: list[tuple[int, dict]], workers: int,
                 deadline: float | None) -> list[dict]:
+    _allow_children()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(_start_method()))
     _ACTIVE.add(pool)
     futures: list[Future] = [pool.submit(sync_partition, options, index % workers, index, value)

@@ -52,6 +52,9 @@ def render(summary: dict[str, Any]) -> str:
         f"  {'Dirty records':<22}: {summary['dirty']:,}",
         f"  {'Filtered records':<22}: {summary.get('filtered', 0):,}",
         f"  {'Retried partitions':<22}: {summary.get('retries', 0):,}",
+        *([f"  {'Retried tasks':<22}: " + ", ".join(f"{task} (ran {tries} times)" for task, tries
+                                                     in summary["retried_tasks"].items())]
+          if summary.get("retried_tasks") else []),
     ]
     compression = summary.get("compression")
     if compression:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ class ServiceStatus:
         state = "up" if self.up else "down"
         detail = f"  ({self.detail})" if self.detail else ""
         version = f"  {self.version}" if self.version else ""
-        return f"{self.name:<7} {state:<5} {self.address:<14}{version}{detail}"
+        return f"{self.name:<8} {state:<5} {self.address:<14}{version}{detail}"
 
 
 class Service(ABC):
@@ -72,6 +73,10 @@ class Service(ABC):
     process_name: ClassVar[str]         # found in the server's command line (guards stale pid files)
     package: ClassVar[str | None] = None                 # Debian package with the server binaries
     binaries: ClassVar[tuple[tuple[str, ...], ...]] = ()  # required executables, alternatives per entry
+    requires: ClassVar[tuple[str, ...]] = ()   # services `up` starts first (by name)
+    on_demand: ClassVar[bool] = False   # True: started only when named (`up airflow`), not by a bare `up`
+    stop_signal: ClassVar[int] = signal.SIGTERM           # what `down` sends first
+    stop_timeout: ClassVar[float] = 30.0                  # seconds before `down` sends SIGKILL
 
     def __init__(self, host: str | None = None, port: int | None = None, home: Path | None = None):
         prefix = f"ACCELSYNC_{self.name.upper()}_"
@@ -195,7 +200,7 @@ class Service(ABC):
         with self._lock():
             pid = self.our_pid()
             if pid:
-                terminate(pid, self.process_name)
+                terminate(pid, self.process_name, self.stop_timeout, self.stop_signal)
                 wait_port_closed(self.host, self.port, timeout=10)
                 self.pid_file.unlink(missing_ok=True)
                 return f"stopped {self.name} on {self.address} (pid {pid})"

@@ -126,10 +126,11 @@ def _wait_exec_done(pid: int, timeout: float = 2.0) -> None:
         time.sleep(0.001)
 
 
-def terminate(pid: int, expect: str | None = None, timeout: float = 30.0) -> None:
-    """SIGTERM `pid`, wait for it to exit, SIGKILL it after `timeout` seconds."""
+def terminate(pid: int, expect: str | None = None, timeout: float = 30.0,
+              sig: int = signal.SIGTERM) -> None:
+    """Send `sig` (SIGTERM) to `pid`, wait for it to exit, SIGKILL it after `timeout` seconds."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
