@@ -5,7 +5,7 @@
     load_spec_from_job(path) -> Spec    a job file as a checked Spec, its inline connections made
                                         available to this process only (`accelsync run JOB.json`)
 
-Modules: `job` (the file, its layout, the Conversion), `readers` (mysqlreader, txtfilereader,
+Modules: `job` (the file and its layout), `conversion` (what a conversion produces), `readers` (mysqlreader, txtfilereader,
 kafkareader), `writers` (hbase11xwriter; a fill-in target for the others), `settings` (speed,
 errorLimit), `render` (YAML with comments).
 """
@@ -15,7 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from accelsync.datax.job import Conversion, JobError, Unmapped, convert, load_job
+from accelsync.datax.conversion import Conversion, JobError, Unmapped
+from accelsync.datax.job import convert, load_job
 from accelsync.datax.render import render
 
 __all__ = ["Conversion", "JobError", "Unmapped", "convert_file", "is_job_file", "load_spec_from_job", "render"]

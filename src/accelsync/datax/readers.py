@@ -11,7 +11,7 @@ from typing import Any, Optional
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from accelsync.connections import Connection
-from accelsync.datax.job import Conversion, JobConnection, Record, problem
+from accelsync.datax.conversion import Conversion, JobConnection, Record, problem
 
 _IDENT = re.compile(r"^`?([A-Za-z_][A-Za-z0-9_$]*)`?$")
 READERS = ("mysqlreader", "txtfilereader", "kafkareader")

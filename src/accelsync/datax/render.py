@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from accelsync.datax.job import Conversion
+from accelsync.datax.conversion import Conversion
 
 _ORDER = ["name", "description", "source", "target", "speed", "error_limit"]
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from accelsync.datax.job import Conversion, problem
+from accelsync.datax.conversion import Conversion, problem
 
 MAX_CHANNELS = 1024
 

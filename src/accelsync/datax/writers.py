@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from accelsync.datax.job import Conversion, Record, problem
+from accelsync.datax.conversion import Conversion, Record, problem
 
 HBASE_WRITERS = ("hbase11xwriter", "hbase094xwriter", "hbase20xwriter")
 _STRING = "string"
