@@ -160,7 +160,7 @@ def airflow_deployment(services, accelsync_home, tmp_path_factory):
     import pymysql
     import redis as redis_lib
 
-    from accelsync import devstack
+    from accelsync.dev import devstack
     from accelsync.dev.devstack.airflow import Airflow
     from airflow_deployment import MYSQL_DATABASE, SUITE, Deployment, make_tables, spec_files
     from ports import free_port

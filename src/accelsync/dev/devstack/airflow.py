@@ -141,7 +141,8 @@ class Airflow(Service):
 
     def deployment_env(self) -> dict[str, str]:
         """The environment of every Airflow component of this deployment (its whole config)."""
-        from accelsync import devstack, runs
+        from accelsync import runs
+        from accelsync.dev import devstack
 
         pg = self.postgres()
         broker_db = os.environ.get("ACCELSYNC_AIRFLOW_BROKER_DB") or "7"
