@@ -286,17 +286,18 @@ def test_unknown_topic_is_terminal_and_names_it(kafka_server):
 
 
 def test_broker_down_is_transient_and_hides_the_password(services, monkeypatch):
-    from accelsync.sources import kafka
+    from accelsync.sources.kafka import client
+    from accelsync.sources.kafka.source import KafkaSource
 
     secret = "Kafka-S3cret-pw"
     monkeypatch.setenv("AIRFLOW_CONN_DOWN_KAFKA", json.dumps({"conn_type": "kafka", "extra": {
         "bootstrap.servers": "127.0.0.1:1", "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
         "sasl.username": "svc", "sasl.password": secret}}))
-    monkeypatch.setattr(kafka, "METADATA_TIMEOUT", 2.0)
+    monkeypatch.setattr(client, "METADATA_TIMEOUT", 2.0)
     spec = make_spec("orders", source={"type": "kafka", "connection": "down_kafka", "topic": "orders",
                                        "schema": SCHEMA})
     with pytest.raises(TransientError, match="Kafka at 127.0.0.1:1") as failure:
-        kafka.KafkaSource(spec).plan(2)
+        KafkaSource(spec).plan(2)
     assert secret not in str(failure.value)
 
 
