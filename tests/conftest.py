@@ -3,6 +3,7 @@ ACCELSYNC_HOME, one SparkSession, and clean per-test MySQL tables and Redis keys
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -190,23 +191,34 @@ def airflow_deployment(services, accelsync_home, tmp_path_factory):
             "AIRFLOW_CONN_DEPLOY_MYSQL": f"mysql://root@127.0.0.1:3306/{MYSQL_DATABASE}",
             "AIRFLOW_CONN_DEPLOY_REDIS": f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
         }
-        saved = {name: os.environ.get(name) for name in settings}
-        os.environ.update(settings)
         service = Airflow(port=free_port(), home=folder / "devstack")
         try:
-            service.up()
+            # The deployment's processes inherit these; the rest of the session must not (a test
+            # of the default queue or pool size runs after this fixture is set up).
+            with _environment(settings):
+                service.up()
             deployment = Deployment(service, database, specs, received)
             deployment.wait_for_dags([name.removesuffix(".yaml") for name in spec_files(suite)])
             yield deployment
         finally:
             print(service.down())
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
             broker.flushdb()
             broker.close()
             db.cursor().execute(f"DROP DATABASE IF EXISTS {MYSQL_DATABASE}")
             db.close()
             devstack.SERVICES["postgres"]().drop_database(database)
+
+
+@contextlib.contextmanager
+def _environment(settings: dict[str, str]):
+    """os.environ with `settings` inside the block, as it was after it."""
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -24,6 +24,16 @@ target: {{type: hbase, table: profiles, row_key: "u:{{id}}", family: p}}
 """
 
 
+@pytest.fixture(autouse=True)
+def default_isolation_settings(monkeypatch):
+    """These tests start from the documented defaults, whatever the shell exports."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("ACCELSYNC_QUEUE", "ACCELSYNC_POOL", "ACCELSYNC_DEADLINE")):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="module")
 def airflow():
     from accelsync.dev import airflow_env

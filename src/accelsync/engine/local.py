@@ -4,7 +4,7 @@ The same tasks as the Spark engine (`accelsync.engine.tasks`: a plan partition r
 shared loops, retried when a service was unavailable) run in up to `speed.channels` worker
 processes, DataX's channels; a plan with one partition, or a spec with one channel, runs in this
 process and pays no process start at all. Workers are forked from this process when it runs no
-other thread (cheap: nothing is imported again), else spawned; `ACCELSYNC_LOCAL_START` (fork,
+other thread, native ones included (cheap: nothing is imported again), else spawned; `ACCELSYNC_LOCAL_START` (fork,
 spawn, forkserver) overrides that.
 
 At the run's deadline the workers are terminated (a task in this process stops at its next
@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 
 from accelsync.engine import cancel
@@ -124,8 +125,33 @@ def _start_method() -> str:
     chosen = os.environ.get("ACCELSYNC_LOCAL_START")
     if chosen:
         return chosen
-    # fork copies this process as it is: safe when no other thread holds a lock it copies.
-    return "fork" if threading.active_count() == 1 else "spawn"
+    # fork copies this process as it is: safe only when no other thread holds a lock it copies.
+    # Native libraries start threads Python does not count (ConnectorX's connection pool and
+    # runtime, librdkafka, a JVM): a worker forked after one ran hangs in its first call to it.
+    return "fork" if _only_fork_safe_threads() else "spawn"
+
+
+# Importing pyarrow starts jemalloc's background thread and one thread of Arrow's own; both
+# survive a fork (jemalloc and Arrow register at-fork handlers). Any other thread means spawn.
+_FORK_SAFE_EXTRA = 2
+
+
+def _only_fork_safe_threads() -> bool:
+    if threading.active_count() > 1:
+        return False
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:  # no procfs: Python's own count is all this platform offers
+        return True
+    if len(tasks) == 1:
+        return True
+    names = []
+    for task in tasks:
+        try:
+            names.append(Path(f"/proc/self/task/{task}/comm").read_text().strip())
+        except OSError:
+            return False  # a thread that just ended, or cannot be read: do not guess
+    return len(tasks) <= 1 + _FORK_SAFE_EXTRA and "jemalloc_bg_thd" in names
 
 
 def _task_error_mapped(function, *args):

@@ -126,7 +126,8 @@ class Hbase(Service):
 
     def start(self) -> None:
         conf = write_conf(self.dir / "conf", site(self.dir / "data", self.host))
-        heap = os.environ.get("ACCELSYNC_HBASE_HEAP") or "384m"
+        # 384m ran out of heap compacting a million-row load (bench/mysql_to_hbase.py)
+        heap = os.environ.get("ACCELSYNC_HBASE_HEAP") or "1g"
         # Stopped in reverse order, within the 30 s `down` gives the supervisor (then SIGKILL,
         # after which the write-ahead log still has every acknowledged write).
         processes = [

@@ -34,6 +34,12 @@ _TERMINAL_CODES = {
     KafkaError._AUTHENTICATION, KafkaError.INVALID_GROUP_ID, KafkaError._INVALID_ARG,
     KafkaError.TOPIC_EXCEPTION,
 }
+# A group's coordinator moves or is still loading right after a broker starts (its first
+# FindCoordinator creates __consumer_offsets) or fails over: Kafka's clients retry these until
+# their timeout, and so do we rather than fail the run.
+_COORDINATOR_CODES = {
+    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+}
 
 
 class KafkaClient:
@@ -95,10 +101,9 @@ class KafkaClient:
 
     def committed(self, consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
         """The group's committed offsets; partitions without one are left out."""
-        try:
-            offsets = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=METADATA_TIMEOUT)
-        except KafkaException as exc:
-            raise self.error(exc, "fetching committed offsets") from None
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        offsets = self._with_coordinator(lambda: consumer.committed(wanted, timeout=METADATA_TIMEOUT),
+                                         "fetching committed offsets")
         found = {}
         for tp in offsets:
             if tp.error is not None:
@@ -166,14 +171,35 @@ class KafkaClient:
                 yield messages
 
     def commit(self, consumer: Consumer, topic: str, offsets: dict[int, int]) -> None:
-        try:
-            result = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in sorted(offsets.items())],
-                                     asynchronous=False)
-        except KafkaException as exc:
-            raise self.error(exc, "committing offsets") from None
+        wanted = [TopicPartition(topic, p, o) for p, o in sorted(offsets.items())]
+        result = self._with_coordinator(lambda: consumer.commit(offsets=wanted, asynchronous=False),
+                                        "committing offsets")
         for tp in result or []:
             if tp.error is not None:
                 raise self.error(tp.error, f"committing the offset of partition {tp.partition}")
+
+    def _with_coordinator(self, call: Any, doing: str) -> Any:
+        """`call()`, again while the group coordinator is moving or loading, up to METADATA_TIMEOUT."""
+        deadline = time.monotonic() + METADATA_TIMEOUT
+        pause = 0.1
+        while True:
+            try:
+                result = call()
+                # The error may also come per partition, in the returned list.
+                moving = [tp.error for tp in result or [] if tp.error is not None
+                          and tp.error.code() in _COORDINATOR_CODES]
+                if not moving:
+                    return result
+                err = moving[0]
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if err is None or err.code() not in _COORDINATOR_CODES:
+                    raise self.error(exc, doing) from None
+            if time.monotonic() + pause > deadline:
+                raise self.error(err, doing)
+            log.info("Kafka %s: %s; asking again in %.1f s", doing, err.str(), pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 def _text(err: Any) -> str:
