@@ -36,9 +36,15 @@ def fresh_table() -> happybase.Connection:
     return connection
 
 
-def count_rows(connection: happybase.Connection) -> int:
-    return sum(1 for _ in connection.table(TABLE).scan(filter="FirstKeyOnlyFilter() AND KeyOnlyFilter()",
-                                                        batch_size=10_000))
+def count_rows() -> int:
+    # A connection of its own: HBase's Thrift server closes one idle for 60 s
+    # (hbase.thrift.server.socket.read.timeout), as one opened before a long sync would be.
+    connection = happybase.Connection("127.0.0.1", PORT)
+    try:
+        return sum(1 for _ in connection.table(TABLE).scan(filter="FirstKeyOnlyFilter() AND KeyOnlyFilter()",
+                                                            batch_size=10_000))
+    finally:
+        connection.close()
 
 
 def hand_written(rows: int) -> float:
@@ -60,8 +66,8 @@ def hand_written(rows: int) -> float:
             batch.put(f"user:{id_}".encode(), data)
     db.close()
     seconds = time.perf_counter() - started
-    assert count_rows(connection) == rows
     connection.close()
+    assert count_rows() == rows
     return seconds
 
 
@@ -79,9 +85,10 @@ def with_accelsync(rows: int, channels: int) -> tuple[float, dict]:
         "speed": {"channels": channels},
         "quality": {"readback": {"sample": 1000}},
     })
-    connection = fresh_table()
+    fresh_table().close()
+
     def check(stats):
-        assert stats.written == rows and count_rows(connection) == rows, stats
+        assert stats.written == rows and count_rows() == rows, stats
 
     return time_stages(spec, check)
 

@@ -294,6 +294,33 @@ def test_a_table_dropped_during_the_write_fails_at_once(services, hbase):
     assert str(failure.value) == "writing: target.table: HBase table 'dropped' does not exist"
 
 
+def test_a_source_quiet_for_longer_than_the_thrift_servers_idle_limit_loses_nothing(services, hbase, hbase_rest):
+    """HBase's Thrift server drops a connection idle for 60 s (hbase.thrift.server.socket.read.
+    timeout); a write task whose source gives nothing for longer (a quiet topic, a slow query)
+    still writes its next batch, and the batch before it stays written."""
+    import time
+
+    import pyarrow as pa
+
+    from accelsync.registry import target_class
+
+    spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
+                       "target": {"type": "hbase", "connection": "test_hbase", "table": "quiet",
+                                  "row_key": "k{id}", "family": "f", "create_table": True}})
+    target = target_class("hbase")(spec)
+    target.prepare("writer")
+    writer = target.open_writer({})
+    try:
+        assert writer.write(pa.RecordBatch.from_pydict({"id": [1, 2], "v": ["a", "b"]})) == []
+        time.sleep(65)
+        assert writer.write(pa.RecordBatch.from_pydict({"id": [3], "v": ["c"]})) == []
+        writer.flush()
+    finally:
+        writer.close()
+    assert {key: values(row) for key, row in hbase_rest.cells(f"{PREFIX}_quiet").items()} == {
+        b"k1": {b"f:v": b"a"}, b"k2": {b"f:v": b"b"}, b"k3": {b"f:v": b"c"}}  # the key column is in the key
+
+
 def test_thrift_server_errors_read_as_hbase_states_them(services, hbase):
     """HBase's errors arrive with Java stack traces and package names: the first line is kept,
     readable; an internal error of the Thrift server (whose message says nothing) says where to look."""

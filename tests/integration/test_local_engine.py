@@ -48,5 +48,5 @@ def test_a_second_sync_in_the_same_process_does_not_hang(services, mysql, redis_
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert found == {"fresh": "fork", "after": "spawn", "first": 2000, "second": 2000, "status": "published"}
+    assert found == {"fresh": "fork", "after": "forkserver", "first": 2000, "second": 2000, "status": "published"}
     assert redis_client.hget("n2:2000", "label") == b"n2000"

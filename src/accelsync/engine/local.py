@@ -4,8 +4,8 @@ The same tasks as the Spark engine (`accelsync.engine.tasks`: a plan partition r
 shared loops, retried when a service was unavailable) run in up to `speed.channels` worker
 processes, DataX's channels; a plan with one partition, or a spec with one channel, runs in this
 process and pays no process start at all. Workers are forked from this process when it runs no
-other thread, native ones included (cheap: nothing is imported again), else spawned; `ACCELSYNC_LOCAL_START` (fork,
-spawn, forkserver) overrides that.
+other thread, native ones included (cheap: nothing is imported again), else from a fork server;
+`ACCELSYNC_LOCAL_START` (fork, spawn, forkserver) overrides that.
 
 At the run's deadline the workers are terminated (a task in this process stops at its next
 batch) and the sync fails with `timeout`; the first task that fails stops the others.
@@ -84,7 +84,7 @@ def _allow_children() -> None:
 def _in_workers(options: dict[str, str], work: list[tuple[int, dict]], workers: int,
                 deadline: float | None) -> list[dict]:
     _allow_children()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(_start_method()))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(_start_method()))
     _ACTIVE.add(pool)
     futures: list[Future] = [pool.submit(sync_partition, options, index % workers, index, value)
                              for index, value in work]
@@ -128,12 +128,23 @@ def _start_method() -> str:
     # fork copies this process as it is: safe only when no other thread holds a lock it copies.
     # Native libraries start threads Python does not count (ConnectorX's connection pool and
     # runtime, librdkafka, a JVM): a worker forked after one ran hangs in its first call to it.
-    return "fork" if _only_fork_safe_threads() else "spawn"
+    # Else a fork server: a clean process started once per process (the next syncs of a
+    # long-lived process, a `dag.test()` session say, fork their workers from it at once).
+    return "fork" if _only_fork_safe_threads() else "forkserver"
 
 
-# Importing pyarrow starts jemalloc's background thread and one thread of Arrow's own; both
-# survive a fork (jemalloc and Arrow register at-fork handlers). Any other thread means spawn.
-_FORK_SAFE_EXTRA = 2
+def _context(method: str) -> multiprocessing.context.BaseContext:
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["accelsync.engine.tasks"])  # imported once, in the server
+    return context
+
+
+# Threads a fork copies safely: jemalloc's background thread and Arrow's own thread pools (both
+# register at-fork handlers), which leave their names as the process's. Native libraries that do
+# not survive a fork name theirs: ConnectorX's connection pool (`r2d2-worker-N`, started with
+# its runtime), librdkafka (`rdk:...`), a JVM's (`GC Thread#0`, ...).
+_FORK_SAFE_NAMES = {"jemalloc_bg_thd"}
 
 
 def _only_fork_safe_threads() -> bool:
@@ -141,17 +152,11 @@ def _only_fork_safe_threads() -> bool:
         return False
     try:
         tasks = os.listdir("/proc/self/task")
-    except OSError:  # no procfs: Python's own count is all this platform offers
-        return True
-    if len(tasks) == 1:
-        return True
-    names = []
-    for task in tasks:
-        try:
-            names.append(Path(f"/proc/self/task/{task}/comm").read_text().strip())
-        except OSError:
-            return False  # a thread that just ended, or cannot be read: do not guess
-    return len(tasks) <= 1 + _FORK_SAFE_EXTRA and "jemalloc_bg_thd" in names
+        own = Path("/proc/self/comm").read_text().strip()
+        names = [Path(f"/proc/self/task/{task}/comm").read_text().strip() for task in tasks]
+    except OSError:  # no procfs, or a thread that just ended: do not guess
+        return False
+    return all(name == own or name in _FORK_SAFE_NAMES for name in names)
 
 
 def _task_error_mapped(function, *args):

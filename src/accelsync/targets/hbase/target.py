@@ -40,6 +40,7 @@ Connection (Airflow HBase style): host, port (9090), extra `table_prefix`, `tabl
 from __future__ import annotations
 
 import sys
+import time
 import zlib
 from datetime import date, datetime, timezone
 from typing import Any, Optional
@@ -301,6 +302,10 @@ def _millis(value: Any) -> Optional[int]:
 
 # ---------------------------------------------------------------- the writer
 
+# Below the Thrift server's 60 s idle limit, with room for a slow batch.
+IDLE_REOPEN = 30.0
+
+
 class _HbaseWriter(BatchWriter):
     """One write task: one happybase connection, mutations built and sent a batch at a time."""
 
@@ -308,11 +313,27 @@ class _HbaseWriter(BatchWriter):
         self.target = target
         self.options = target.options
         self.conn = target._conn()
+        self.cells: Optional[list[tuple[bytes, str]]] = None
+        self.client = None
+        self._open()
+
+    def _open(self) -> None:
         self.client = hbase_connection(self.conn)
         self.table = self.client.table(self.options.table)
-        self.cells: Optional[list[tuple[bytes, str]]] = None
         binary = str(self.conn.extra.get("protocol", "binary")) == "binary"
         self.pipe = MutationPipe(self.client, self.table.name) if binary else None
+        self.used = time.monotonic()
+
+    def _reopen_if_idle(self) -> None:
+        """HBase's Thrift server drops a connection idle for 60 s (`hbase.thrift.server.socket.
+        read.timeout`), as one is while a slow source (a quiet topic, a long query) gives nothing:
+        take the replies already sent back, then start a new connection."""
+        if time.monotonic() - self.used < IDLE_REOPEN:
+            return
+        if self.pipe is not None:
+            self.pipe.drain()
+        self.client.close()
+        self._open()
 
     def write(self, batch: pa.RecordBatch) -> list[tuple[int, str]]:
         if self.cells is None:
@@ -327,10 +348,13 @@ class _HbaseWriter(BatchWriter):
             stamps = stamps.filter(writable) if stamps is not None else None
         if len(keys):
             try:
+                self._reopen_if_idle()
                 if self.pipe is not None:
                     self._send(keys, values, stamps)
+                    self.pipe.push()
                 else:
                     self._send_with_happybase(keys, values, stamps)
+                self.used = time.monotonic()
             except AccelsyncError:
                 raise
             except Exception as exc:

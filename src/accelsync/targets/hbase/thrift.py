@@ -109,6 +109,11 @@ class MutationPipe:
         while self.pending:
             self._reply()
 
+    def push(self) -> None:
+        """Send what is buffered now (the source may be slow to give the next batch)."""
+        if self.unflushed:
+            self._flush()
+
     def _flush(self) -> None:
         self.transport.flush()
         self.unflushed = 0
