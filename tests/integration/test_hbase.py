@@ -122,6 +122,18 @@ def writer_run(spec_target: dict, batch, connection: str = "test_hbase") -> list
     return rejected
 
 
+def prepared_writer(table: str):
+    """A write task's writer of table `table` (key `k{id}`, family `f`), the table prepared."""
+    from accelsync.registry import target_class
+
+    spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
+                       "target": {"type": "hbase", "connection": "test_hbase", "table": table,
+                                  "row_key": "k{id}", "family": "f", "create_table": True}})
+    target = target_class("hbase")(spec)
+    target.prepare("writer")
+    return target.open_writer({})
+
+
 def test_devstack_runs_apache_hbase(hbase_server, hbase_rest):
     from accelsync.dev.devstack.hbase import VERSION
 
@@ -276,14 +288,7 @@ def test_rows_hbase_cannot_store_are_dirty_and_the_rest_is_written(services, hba
 def test_a_table_dropped_during_the_write_fails_at_once(services, hbase):
     """HBase answers a write to a missing table with a failed mutation, not TableNotFoundException:
     the target asks the table's state, and fails terminally instead of retrying."""
-    from accelsync.registry import target_class
-
-    spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
-                       "target": {"type": "hbase", "connection": "test_hbase", "table": "dropped",
-                                  "row_key": "k{id}", "family": "f", "create_table": True}})
-    target = target_class("hbase")(spec)
-    target.prepare("writer")
-    writer = target.open_writer({})
+    writer = prepared_writer("dropped")
     hbase.delete_table("dropped", disable=True)
     try:
         with pytest.raises(TerminalError) as failure:
@@ -302,14 +307,7 @@ def test_a_source_quiet_for_longer_than_the_thrift_servers_idle_limit_loses_noth
 
     import pyarrow as pa
 
-    from accelsync.registry import target_class
-
-    spec = parse_spec({"name": "writer", "source": {"type": "mysql", "table": "t"},
-                       "target": {"type": "hbase", "connection": "test_hbase", "table": "quiet",
-                                  "row_key": "k{id}", "family": "f", "create_table": True}})
-    target = target_class("hbase")(spec)
-    target.prepare("writer")
-    writer = target.open_writer({})
+    writer = prepared_writer("quiet")
     try:
         assert writer.write(pa.RecordBatch.from_pydict({"id": [1, 2], "v": ["a", "b"]})) == []
         time.sleep(65)
