@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
     from accelsync import pipeline
     from accelsync.engine import local
     from accelsync.spec import parse_spec
@@ -34,8 +34,11 @@ SCRIPT = textwrap.dedent("""
 
     first = pipeline.run(spec(1))   # in this process: ConnectorX starts its threads here
     after = local._start_method()
-    second = pipeline.run(spec(2))  # two workers
-    print(json.dumps({"fresh": fresh, "after": after, "first": first["written"],
+    second = pipeline.run(spec(2))  # two workers, from a fork server started now
+    os.environ["ACCELSYNC_PROBE"] = "set after the fork server started"
+    with local._pool(1) as pool:
+        probe = pool.submit(os.getenv, "ACCELSYNC_PROBE").result()
+    print(json.dumps({"fresh": fresh, "after": after, "first": first["written"], "probe": probe,
                       "second": second["written"], "status": second["status"],
                       **({"reason": second["reason"]} if second["status"] != "published" else {})}))
 """)
@@ -48,5 +51,6 @@ def test_a_second_sync_in_the_same_process_does_not_hang(services, mysql, redis_
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert found == {"fresh": "fork", "after": "forkserver", "first": 2000, "second": 2000, "status": "published"}
+    assert found == {"fresh": "fork", "after": "forkserver", "first": 2000, "second": 2000, "status": "published",
+                     "probe": "set after the fork server started"}  # workers see this process's environment now
     assert redis_client.hget("n2:2000", "label") == b"n2000"

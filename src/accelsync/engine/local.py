@@ -84,7 +84,7 @@ def _allow_children() -> None:
 def _in_workers(options: dict[str, str], work: list[tuple[int, dict]], workers: int,
                 deadline: float | None) -> list[dict]:
     _allow_children()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(_start_method()))
+    pool = _pool(workers)
     _ACTIVE.add(pool)
     futures: list[Future] = [pool.submit(sync_partition, options, index % workers, index, value)
                              for index, value in work]
@@ -131,6 +131,18 @@ def _start_method() -> str:
     # Else a fork server: a clean process started once per process (the next syncs of a
     # long-lived process, a `dag.test()` session say, fork their workers from it at once).
     return "fork" if _only_fork_safe_threads() else "forkserver"
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # A fork server started by an earlier sync holds the environment of that moment: workers take
+    # this process's as it is now (settings such as ACCELSYNC_PAUSE_AT, connections set since).
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_context(_start_method()),
+                               initializer=_adopt_environment, initargs=(dict(os.environ),))
+
+
+def _adopt_environment(environment: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def _context(method: str) -> multiprocessing.context.BaseContext:
