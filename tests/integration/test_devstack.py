@@ -9,6 +9,7 @@ starts a private broker (and restarts it once), one watches a broker that cannot
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import socket
 import time
@@ -341,13 +342,51 @@ def test_kafka_that_cannot_listen_fails_with_its_log(private_home, monkeypatch):
         squatter.bind(("127.0.0.1", port + 1))
         squatter.listen()
         started = time.monotonic()
+        # Kafka ends its JVM after a fatal fault, or at times hangs in its shutdown hooks: either
+        # way `up` fails at once, with the cause from the log.
         with pytest.raises(DevstackError, match=r"Kafka did not become healthy on 127\.0\.0\.1:"
-                                                rf"{port} within \d+s \(it exited with status 1\); "
+                                                rf"{port} within \d+s \((it exited with status 1|it logged "
+                                                r"'Encountered fatal fault' and was stopped)\); "
                                                 r"(.|\n)*kafka\.log ends:(.|\n)*Address already in use"):
             devstack.up(["kafka"])
         assert time.monotonic() - started < 60, "a dead server should fail fast, not wait out the timeout"
     assert port_closed(port)
     assert devstack.status(["kafka"])[0].detail == "not running"
+
+
+def test_a_server_that_logs_a_fatal_error_and_hangs_is_stopped_at_once(private_home):
+    """A server whose log says it will never be healthy (Kafka's "Encountered fatal fault") but
+    whose process lingers is stopped, and `up` fails with its log, without waiting out the timeout."""
+    import sys
+
+    from accelsync.dev.devstack.base import Service
+    from accelsync.dev.devstack.process import pid_alive, read_pid, spawn_detached
+
+    class Hanging(Service):
+        name, label, process_name = "hanging", "Hanging", "hanging_server_marker"
+        default_port = free_port()
+        fatal_marks = ("Encountered fatal fault",)
+
+        def check(self, timeout: float) -> bool:
+            return False
+
+        def connection(self) -> str:
+            return ""
+
+        def start(self) -> None:
+            script = "import time; print('Encountered fatal fault: caught exception', flush=True); time.sleep(600)"
+            spawn_detached([sys.executable, "-c", script, self.process_name], self.log_file, self.pid_file,
+                           cwd=self.dir)
+
+    service = Hanging()
+    started = time.monotonic()
+    with pytest.raises(DevstackError, match=r"Hanging did not become healthy on 127\.0\.0\.1:\d+ within \d+s "
+                                            r"\(it logged 'Encountered fatal fault' and was stopped\); "
+                                            r"(.|\n)*hanging\.log ends:\nEncountered fatal fault: caught exception"):
+        service.up()
+    assert time.monotonic() - started < 30
+    assert read_pid(service.pid_file) is None
+    assert not any(pid_alive(int(pid), "hanging_server_marker") for pid in os.listdir("/proc") if pid.isdigit())
 
 
 def test_down_leaves_servers_it_did_not_start(stack, private_home):

@@ -77,6 +77,9 @@ class Service(ABC):
     on_demand: ClassVar[bool] = False   # True: started only when named (`up airflow`), not by a bare `up`
     stop_signal: ClassVar[int] = signal.SIGTERM           # what `down` sends first
     stop_timeout: ClassVar[float] = 30.0                  # seconds before `down` sends SIGKILL
+    # Log text after which a starting server never becomes healthy, even when its process lingers
+    # (Kafka logs a fatal fault, then may hang in its shutdown hooks instead of exiting).
+    fatal_marks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, host: str | None = None, port: int | None = None, home: Path | None = None):
         prefix = f"ACCELSYNC_{self.name.upper()}_"
@@ -182,16 +185,18 @@ class Service(ABC):
                 logged = self.log_file.stat().st_size if self.log_file.exists() else 0
                 self.start()
                 launched = read_pid(self.pid_file)  # servers may delete their pid file when they die
-                if self._wait_healthy(start_timeout(), launched):
+                if self._wait_healthy(start_timeout(), launched, logged):
                     return self._ready("started", self.our_pid())
                 pid = read_pid(self.pid_file) or launched
+                fatal = self._logged_fatal(logged)
                 if pid:
                     terminate(pid, self.process_name, timeout=10)
                 self.pid_file.unlink(missing_ok=True)
                 silent = (self.log_file.stat().st_size if self.log_file.exists() else 0) == logged
                 if not (silent or killed_by_signal(launched)) or attempt == attempts:
+                    how = exit_text(launched) or (f" (it logged {fatal!r} and was stopped)" if fatal else "")
                     raise DevstackError(f"{self.label} did not become healthy on {self.address} within "
-                                        f"{start_timeout():.0f}s{exit_text(launched)}; {self.log_file} ends:\n"
+                                        f"{start_timeout():.0f}s{how}; {self.log_file} ends:\n"
                                         f"{tail(self.log_file)}")
             raise AssertionError("unreachable")
 
@@ -217,8 +222,9 @@ class Service(ABC):
             detail = f"reused, started by devstack, pid {pid}" if pid else "reused"
         return ServiceStatus(self.name, self.address, True, bool(pid), detail, self._version())
 
-    def _wait_healthy(self, timeout: float, launched: int | None = None) -> bool:
-        """Poll until healthy; give up early when the `launched` server (or its pid file's) dies."""
+    def _wait_healthy(self, timeout: float, launched: int | None = None, logged: int | None = None) -> bool:
+        """Poll until healthy; give up early when the `launched` server (or its pid file's) dies, or
+        logs one of its `fatal_marks` after byte `logged` of its log."""
         deadline = time.monotonic() + timeout
         while True:
             if self.healthy():
@@ -226,9 +232,20 @@ class Service(ABC):
             pid = read_pid(self.pid_file) or launched
             if pid and not pid_alive(pid, self.process_name):
                 return False
+            if logged is not None and self._logged_fatal(logged):
+                return False
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.3)
+
+    def _logged_fatal(self, offset: int) -> str:
+        """The first of `fatal_marks` in the log after byte `offset`, or ""."""
+        if not self.fatal_marks or not self.log_file.exists():
+            return ""
+        with open(self.log_file, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode("utf-8", "replace")
+        return next((mark for mark in self.fatal_marks if mark in text), "")
 
     def _busy_message(self, pid: int | None) -> str:
         if pid:

@@ -76,6 +76,8 @@ class Kafka(Service):
     default_port = 9092
     conn_id = "kafka_default"
     process_name = MAIN_CLASS
+    # ProcessTerminatingFaultHandler's line; the JVM it should end sometimes hangs in shutdown hooks
+    fatal_marks = ("Encountered fatal fault", "Exiting Kafka due to fatal exception")
 
     @property
     def controller_port(self) -> int:
