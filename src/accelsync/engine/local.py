@@ -17,8 +17,8 @@ import multiprocessing
 import os
 import threading
 import time
-from pathlib import Path
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 
 from accelsync.engine import cancel
 from accelsync.errors import AccelsyncError, SyncTimeout, classify

@@ -314,7 +314,6 @@ class _HbaseWriter(BatchWriter):
         self.options = target.options
         self.conn = target._conn()
         self.cells: Optional[list[tuple[bytes, str]]] = None
-        self.client = None
         self._open()
 
     def _open(self) -> None:
