@@ -3,7 +3,6 @@ ACCELSYNC_HOME, one SparkSession, and clean per-test MySQL tables and Redis keys
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 
@@ -195,7 +194,9 @@ def airflow_deployment(services, accelsync_home, tmp_path_factory):
         try:
             # The deployment's processes inherit these; the rest of the session must not (a test
             # of the default queue or pool size runs after this fixture is set up).
-            with _environment(settings):
+            with pytest.MonkeyPatch.context() as patch:
+                for name, value in settings.items():
+                    patch.setenv(name, value)
                 service.up()
             deployment = Deployment(service, database, specs, received)
             deployment.wait_for_dags([name.removesuffix(".yaml") for name in spec_files(suite)])
@@ -207,18 +208,3 @@ def airflow_deployment(services, accelsync_home, tmp_path_factory):
             db.cursor().execute(f"DROP DATABASE IF EXISTS {MYSQL_DATABASE}")
             db.close()
             devstack.SERVICES["postgres"]().drop_database(database)
-
-
-@contextlib.contextmanager
-def _environment(settings: dict[str, str]):
-    """os.environ with `settings` inside the block, as it was after it."""
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

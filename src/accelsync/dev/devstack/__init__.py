@@ -63,7 +63,7 @@ def with_requirements(names: list[str]) -> list[str]:
 
     def add(name: str) -> None:
         name = ALIASES.get(name, name)
-        for needed in getattr(SERVICES.get(name), "requires", ()):
+        for needed in SERVICES[name].requires if name in SERVICES else ():  # unknown: services() says so
             add(needed)
         if name not in ordered:
             ordered.append(name)
@@ -78,7 +78,7 @@ def up(names: list[str] | None = None) -> list[ServiceStatus]:
     A bare `up` starts the default services; named ones come after the services they require."""
     results, errors, failed = [], [], set()
     for service in services(with_requirements(names) if names else None, on_demand=False):
-        missing = failed & set(getattr(service, "requires", ()))
+        missing = failed & set(service.requires)
         if missing:
             failed.add(service.name)
             errors.append(f"{service.name}: not started, it needs {', '.join(sorted(missing))}")
