@@ -182,10 +182,11 @@ num.replica.fetchers=1
     def _format(self, properties: Path) -> None:
         """`kafka-storage format` once: a new cluster id and the node's meta.properties in data/."""
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # `=`: an id that starts with "-" (one in 32) would read as an option
         cmd = [java_binary(), *SMALL_JVM, "-Xmx256m", *self._logging(), "-cp", BUNDLE.classpath(), STORAGE_TOOL,
-               "format", "--config", str(properties), "--cluster-id", cluster_id, "--ignore-formatted"]
+               "format", "--config", str(properties), f"--cluster-id={cluster_id}", "--ignore-formatted"]
         with open(self.log_file, "ab") as out:
-            out.write(f"$ {' '.join(cmd[:1] + cmd[-7:])}\n".encode())
+            out.write(f"$ {' '.join(cmd[:1] + cmd[-6:])}\n".encode())
             out.flush()
             done = subprocess.run(cmd, cwd=self.dir, stdout=out, stderr=subprocess.STDOUT, timeout=120)
         if done.returncode:
