@@ -27,7 +27,7 @@ from accelsync.engine.sync import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
 from accelsync.registry import source_class, target_class
 from accelsync.runs import (AIRFLOW_FILE, CONTEXT_FILE, GATE_FILE, PLAN_FILE, PUBLISHED_FILE, RUN_FILE, RunDir,
-                            SUMMARY_FILE, SYNC_FILE, TRIES_FILE, new_run_id)
+                            SUITE_RESULT_FILE, SUMMARY_FILE, SYNC_FILE, TRIES_FILE, new_run_id)
 from accelsync.spec import FAILED_UPSERT_NOTE, Spec
 from accelsync.state import load_state, save_state
 
@@ -104,9 +104,34 @@ def _gate(spec: Spec, run_id: str) -> dict[str, Any]:
     verdict["seconds"] = round(time.monotonic() - clock, 3)
     run.write_json(GATE_FILE, verdict)
     if not verdict["passed"]:
+        verdict = render_data_docs(spec, run_id)  # before failing: the alert links the page
         context = run.read_json(CONTEXT_FILE) if run.exists(CONTEXT_FILE) else {}
         target_class(spec.target.type)(spec).discard(context)  # nothing staged outlives a failed gate
         raise GateFailed(verdict["checks"])
+    return verdict
+
+
+def render_data_docs(spec: Spec, run_id: str) -> dict[str, Any]:
+    """Draw the Data Docs page of a suite the gate evaluated on Arrow (GX renders it; importing GX
+    costs seconds, so a passing run publishes first and this runs after). Once per run; a failure
+    here is logged and changes nothing about the run. Returns the gate verdict."""
+    run = RunDir(spec.name, run_id)
+    verdict = run.read_json(GATE_FILE)
+    if verdict.get("data_docs") or not run.exists(SUITE_RESULT_FILE) or not spec.quality.suite:
+        return verdict
+    from accelsync.quality.expectations import render_results
+    from accelsync.runs import data_docs_root
+
+    clock = time.monotonic()
+    raw = run.read_json(SUITE_RESULT_FILE)
+    try:
+        page = render_results(raw, spec.quality.suite, run_name=f"{spec.name}/{run_id}",
+                              docs_root=str(data_docs_root()), extra_expectations=raw.get("extra_expectations"))
+    except Exception as exc:  # noqa: BLE001 - the verdict stands without its page
+        log.warning("%s: could not draw the Data Docs page of run %s (%s)", spec.name, run_id, exc)
+        return verdict
+    verdict.update(data_docs=page, data_docs_seconds=round(time.monotonic() - clock, 3))
+    run.write_json(GATE_FILE, verdict)
     return verdict
 
 
@@ -167,6 +192,7 @@ def run(spec: Spec, run_id: str | None = None) -> dict[str, Any]:
             raise exc
         stage_publish(spec, run_id, via=CLI)
         status = "published"
+        gate = render_data_docs(spec, run_id)
     except AccelsyncError as exc:
         reason = str(exc)
         if stats is not None and not isinstance(exc, GateFailed):  # a failed sync or gate discarded already
@@ -224,8 +250,9 @@ def _stage_seconds(run: RunDir, stats: SyncStats | None) -> dict[str, float | No
     """How long each stage took (None: it did not run)."""
     def seconds(name: str) -> float | None:
         return run.read_json(name).get("seconds") if run.exists(name) else None
+    docs = run.read_json(GATE_FILE).get("data_docs_seconds") if run.exists(GATE_FILE) else None
     return {"sync": stats.seconds if stats else None, "gate": seconds(GATE_FILE),
-            "publish": seconds(PUBLISHED_FILE)}
+            "publish": seconds(PUBLISHED_FILE), "data docs": docs}
 
 
 def _compression(spec: Spec, stats: SyncStats | None) -> dict[str, Any] | None:
@@ -241,7 +268,7 @@ def report(spec: Spec, run_id: str, reason: str | None = None) -> dict[str, Any]
     lock.release(spec.name, run_id)
     run = RunDir(spec.name, run_id)
     stats = load_stats(run) if run.exists(SYNC_FILE) else None
-    gate = run.read_json(GATE_FILE) if run.exists(GATE_FILE) else {"passed": False, "checks": []}
+    gate = render_data_docs(spec, run_id) if run.exists(GATE_FILE) else {"passed": False, "checks": []}
     status = "published" if run.exists(PUBLISHED_FILE) else "failed"
     if status == "failed" and reason is None:
         failed = [c for c in gate.get("checks", []) if not c["passed"]]

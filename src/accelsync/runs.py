@@ -24,6 +24,8 @@ CONTEXT_FILE = "context.json"
 WRITE_STATS_FILE = "write_stats.json"
 SYNC_FILE = "sync.json"
 GATE_FILE = "gate.json"
+# A suite the gate evaluated on Arrow: GX's result JSON, drawn into Data Docs after the verdict.
+SUITE_RESULT_FILE = "suite_result.json"
 PUBLISHED_FILE = "published.json"
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"

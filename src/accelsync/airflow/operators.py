@@ -136,9 +136,12 @@ class GateOperator(SpecOperator):
             else:
                 self.log.error("  [FAIL] %s: %s", item["name"], item["detail"])
         if run.exists(GATE_FILE):
-            docs = run.read_json(GATE_FILE).get("data_docs")
-            if docs:
-                self.log.info("Data Docs: %s", docs)
+            verdict = run.read_json(GATE_FILE)
+            if verdict.get("suite_evaluated_by") == "arrow":
+                self.log.info("suite evaluated on the run's Arrow snapshot; its Data Docs page is drawn by the"
+                              " report task" if verdict["passed"] else "suite evaluated on the run's Arrow snapshot")
+            if verdict.get("data_docs"):
+                self.log.info("Data Docs: %s", verdict["data_docs"])
 
 
 class PublishOperator(SpecOperator):

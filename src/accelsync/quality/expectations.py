@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import unquote, urlparse
 
 from accelsync.errors import SpecError
+from accelsync.quality.suite_checks import suite_check
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -33,7 +34,8 @@ logging.getLogger("great_expectations.render").setLevel(logging.CRITICAL)
 DATASOURCE = "accelsync"
 PANDAS_DATASOURCE = "accelsync_pandas"
 BATCH_DEFINITION = "whole_dataframe"
-SHOWN_UNEXPECTED = 5
+# Where Data Docs says a validation evaluated on the run's Arrow snapshot came from.
+ARROW_BATCH = "accelsync_arrow"
 # GX returns the first N unexpected rows; ask for more than we show so duplicates of one bad
 # value do not hide a second one.
 PARTIAL_UNEXPECTED = 20
@@ -44,10 +46,6 @@ RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": PARTIAL
 _SUITE_KEYS = {"name", "id", "expectations", "suite_parameters", "meta", "notes"}
 _EXPECTATION_KEYS = {"type", "kwargs", "meta", "id", "notes", "description", "severity",
                      "rendered_content"}
-# kwargs that say nothing about what is checked; left out of check names and details.
-_DOMAIN_KWARGS = ("column", "column_A", "column_B", "column_list")
-_QUIET_KWARGS = {"batch_id", "result_format", "catch_exceptions", "include_config",
-                 "meta", "notes", "description", "rendered_content", "severity"}
 # One validation at a time per process: GX keeps a process-wide "current" context, and its
 # file stores are not written atomically. Across processes, a lock file under docs_root.
 _PROCESS_LOCK = threading.Lock()
@@ -61,6 +59,8 @@ class SuiteResult:
     checks: list[dict]
     data_docs: str | None
     statistics: dict
+    # GX's own JSON of each expectation's result, in the suite's order.
+    results: list[dict]
 
 
 def load_suite(path: str) -> "gx.ExpectationSuite":
@@ -197,7 +197,51 @@ def validate_dataframe(df, suite_path: str, *, run_name: str, docs_root: str,
     return SuiteResult(success=bool(validation.success),
                        checks=[_check(r) for r in results],
                        data_docs=_docs_page(context, key),
-                       statistics=_statistics(validation.statistics))
+                       statistics=_statistics(validation.statistics),
+                       results=[r.to_json_dict() for r in results])
+
+
+def render_results(raw: dict, suite_path: str, *, run_name: str, docs_root: str,
+                   extra_expectations: list[dict] | None = None) -> str | None:
+    """Add a validation computed without GX (quality/arrow_suite: results in GX's JSON shape, in
+    the order of the suite's expectations and then the extra ones) to the Data Docs site at
+    `docs_root`, as the checkpoint would have; return its page."""
+    import great_expectations as gx
+    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier, ValidationResultIdentifier)
+
+    suite = load_suite(suite_path)
+    if extra_expectations:
+        extra, problems = _parse_expectations(list(extra_expectations), "extra_expectations")
+        if problems:
+            raise SpecError(suite_path, problems)
+        suite.expectations.extend(extra)
+    if len(suite.expectations) != len(raw["results"]):
+        raise ValueError(f"{len(raw['results'])} results for {len(suite.expectations)} expectations")
+    os.makedirs(docs_root, exist_ok=True)
+    with _exclusive(docs_root):
+        context = _context(docs_root)
+        suite = context.suites.add_or_update(suite)
+        results = [ExpectationValidationResult(success=item["success"], expectation_config=expectation.configuration,
+                                               result=item["result"], exception_info=item["exception_info"], meta={})
+                   for expectation, item in zip(suite.expectations, raw["results"])]
+        run_id = RunIdentifier(run_name=run_name.replace("/", "__").replace("\\", "__"),
+                               run_time=raw.get("run_time"))
+        batch = f"{ARROW_BATCH}-{suite.name}"
+        meta = {"great_expectations_version": gx.__version__, "run_id": run_id, "validation_time": run_id.run_time,
+                "batch_spec": {"batch_data": "Arrow snapshot of the run"}, "batch_parameters": None,
+                "active_batch_definition": {"datasource_name": ARROW_BATCH, "data_connector_name": "accelsync",
+                                            "data_asset_name": suite.name, "batch_identifiers": {}},
+                "evaluated_by": "accelsync (Arrow)"}
+        validation = ExpectationSuiteValidationResult(success=raw["success"], results=results, suite_name=suite.name,
+                                                      statistics=raw["statistics"], meta=meta)
+        suite_key = ExpectationSuiteIdentifier(name=suite.name)
+        key = ValidationResultIdentifier(expectation_suite_identifier=suite_key, run_id=run_id, batch_identifier=batch)
+        context.validation_results_store.set(key, validation)
+        context.build_data_docs(resource_identifiers=[key, suite_key])
+        return _docs_page(context, key)
 
 
 @contextmanager
@@ -320,106 +364,6 @@ def _statistics(statistics: dict) -> dict:
 
 
 def _check(result) -> dict[str, Any]:
-    """One readable check from one ExpectationValidationResult."""
+    """One readable check from one GX ExpectationValidationResult."""
     config = result.expectation_config
-    kwargs = {k: v for k, v in config.kwargs.items() if k not in _QUIET_KWARGS}
-    # Column expectations are named by their columns; table ones by their arguments.
-    domain = () if config.type.startswith("expect_table_") else _DOMAIN_KWARGS
-    name = f"{config.type}({_subject(kwargs, domain)})"
-    error = _exception_message(result.exception_info)
-    if error:
-        return {"name": name, "passed": False, "detail": f"could not be evaluated: {error}"}
-    passed = bool(result.success)
-    return {"name": name, "passed": passed,
-            "detail": _detail(result.result or {}, kwargs, domain, passed)}
-
-
-def _subject(kwargs: dict, domain: tuple[str, ...]) -> str:
-    columns = []
-    for key in domain:
-        value = kwargs.get(key)
-        if isinstance(value, list):
-            columns += [str(v) for v in value]
-        elif value:
-            columns.append(str(value))
-    return ", ".join(columns) if columns else _arguments(kwargs)
-
-
-def _arguments(kwargs: dict, skip: tuple[str, ...] = ()) -> str:
-    shown = []
-    for key, value in kwargs.items():
-        if key in skip or value is None:
-            continue
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # GX turns bounds into floats; show them as written
-        text = json.dumps(value, ensure_ascii=False, default=str)
-        shown.append(f"{key}={text if len(text) <= 60 else text[:57] + '...'}")
-    return ", ".join(shown)
-
-
-def _detail(result: dict, kwargs: dict, domain: tuple[str, ...], passed: bool) -> str:
-    """Why a check failed: unexpected counts and values, or the observed aggregate."""
-    examples = _distinct(result.get("partial_unexpected_list") or [])[:SHOWN_UNEXPECTED]
-    shown = ", ".join(_show(v) for v in examples)
-    if "element_count" in result and "unexpected_count" in result:  # column map expectations
-        unexpected = int(result.get("unexpected_count") or 0)
-        total = int(result.get("element_count") or 0)
-        if passed and not unexpected:
-            return f"all {total} values as expected"
-        missing = int(result.get("missing_count") or 0)
-        text = (f"{unexpected} unexpected of {total - missing} non-null values" if missing
-                else f"{unexpected} unexpected of {total} values")
-        if result.get("unexpected_percent") is not None:
-            text += f" ({result['unexpected_percent']:.4g}%)"
-        if shown:
-            text += f"; e.g. {shown}"
-        if passed:
-            text += f" (within mostly={kwargs.get('mostly')})"
-        return text
-    parts = []
-    if result.get("observed_value") is not None or ("observed_value" in result and not shown):
-        parts.append(f"observed {_show(result.get('observed_value'))}")
-    if passed:
-        return parts[0] if parts else "passed"
-    if shown:
-        parts.append(f"unexpected {shown}")
-    expected = _arguments(kwargs, skip=domain)
-    if expected:
-        parts.append(f"expected {expected}")
-    if not parts and result.get("details"):
-        parts.append(_show(result["details"]))
-    return "; ".join(parts) or "failed"
-
-
-def _distinct(values: list) -> list:
-    seen, out = set(), []
-    for value in values:
-        key = repr(value)
-        if key not in seen:
-            seen.add(key)
-            out.append(value)
-    return out
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 80 else value[:77] + "...")
-    if isinstance(value, tuple):  # column pair and multicolumn expectations
-        return "(" + ", ".join(_show(v) for v in value) + ")"
-    text = str(value)
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _exception_message(info: Any) -> str | None:
-    """The first raised exception's message; GX nests it per metric in some results."""
-    if not isinstance(info, dict):
-        return None
-    if "raised_exception" in info:
-        return (info.get("exception_message") or "error") if info.get("raised_exception") else None
-    for nested in info.values():
-        message = _exception_message(nested)
-        if message:
-            return message
-    return None
+    return suite_check(config.type, config.kwargs, result.success, result.result or {}, result.exception_info)

@@ -3,8 +3,10 @@
 Checks run on the run snapshot (the rows the target accepted, as Arrow IPC files in the run folder:
 every column when a suite needs them, else only those the checks use), on a uniform sample of
 whole rows the write tasks kept, and on the target itself through the target's real client. No
-JVM: the suite runs on pandas in this process up to PANDAS_SUITE_ROWS rows, on Spark beyond.
-- suite: the GX suite of `quality.suite`, validated on the snapshot;
+JVM unless GX needs Spark for a large snapshot.
+- suite: the GX suite of `quality.suite`, validated on the snapshot: on Arrow when every
+  expectation is one quality/arrow_suite computes exactly as GX does (GX then draws the Data Docs
+  page after the verdict), else by GX on pandas up to PANDAS_SUITE_ROWS rows, on Spark beyond;
 - reconcile: rows present in the target vs read - dirty - filtered, within `tolerance`;
 - readback: a sample of snapshot rows fetched from the target and compared field by field;
 - freshness: the newest `freshness.column` value is within `max_lag` of now;
@@ -22,7 +24,7 @@ import pyarrow.compute as pc
 
 from accelsync.engine.sync import SyncStats, load_plan, snapshot_files
 from accelsync.registry import target_class
-from accelsync.runs import CONTEXT_FILE, RunDir, WRITE_STATS_FILE, data_docs_root
+from accelsync.runs import CONTEXT_FILE, SUITE_RESULT_FILE, RunDir, WRITE_STATS_FILE, data_docs_root
 from accelsync.targets.base import read_sample
 from accelsync.spec import Spec
 
@@ -64,11 +66,12 @@ def run_gate(spec: Spec, run: RunDir, stats: SyncStats, elapsed_seconds: float) 
     checks.append(check("timeliness", elapsed_seconds <= budget,
                         f"run took {elapsed_seconds:.1f}s of its {budget:.0f}s timeout",
                         measured=elapsed_seconds, limit=budget))
-    data_docs = None
+    data_docs, evaluated_by = None, None
     if spec.quality.suite:
-        suite, data_docs = _suite(files, spec, run, stats, checks)
+        suite, data_docs, evaluated_by = _suite(files, spec, run, stats, checks)
         checks = suite + checks
-    return {"passed": all(c["passed"] for c in checks), "checks": checks, "data_docs": data_docs}
+    return {"passed": all(c["passed"] for c in checks), "checks": checks, "data_docs": data_docs,
+            "suite_evaluated_by": evaluated_by}
 
 
 # Each gate check also becomes an expectation in the suite's validation, so the Data Docs page of
@@ -79,11 +82,22 @@ GATE_COLUMN = "accelsync_{}"
 
 
 def _suite(files: list[str], spec: Spec, run: RunDir, stats: SyncStats,
-           checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-    from accelsync.quality.expectations import validate_dataframe
-
+           checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None, str]:
+    """The suite's checks, its Data Docs page (None: drawn after the verdict, see
+    pipeline.render_data_docs) and what evaluated it ("arrow" or "gx"). Evaluated on the Arrow snapshot when every expectation is one
+    quality/arrow_suite computes as GX would, else by GX: on pandas, or on Spark when large."""
     measured = [c for c in checks if c.get("measured") is not None]
     columns = {GATE_COLUMN.format(c["name"]): float(c["measured"]) for c in measured}
+    extra = [{"type": "expect_column_values_to_be_between",
+              "kwargs": {"column": GATE_COLUMN.format(c["name"]), "max_value": float(c["limit"])},
+              "notes": f"accelsync gate check {c['name']}: {c['detail']}"} for c in measured]
+    own = tuple(f"({GATE_COLUMN.format(c['name'])})" for c in measured)
+    if spec.quality.suite_engine == "auto" and (files or spec.transform is None):
+        result = _arrow_suite(files, spec, run, extra, columns)
+        if result is not None:
+            return [dict(c, name=f"suite: {c['name']}") for c in result if not c["name"].endswith(own)], None, "arrow"
+    from accelsync.quality.expectations import validate_dataframe
+
     if stats.written <= PANDAS_SUITE_ROWS and (files or spec.transform is None):
         frame = _pandas_frame(files, run)
         for name, value in columns.items():
@@ -93,14 +107,31 @@ def _suite(files: list[str], spec: Spec, run: RunDir, stats: SyncStats,
         frame = _spark_frame(files, spec, run)
         if columns:
             frame = frame.withColumns({name: F.lit(value) for name, value in columns.items()})
-    extra = [{"type": "expect_column_values_to_be_between",
-              "kwargs": {"column": GATE_COLUMN.format(c["name"]), "max_value": float(c["limit"])},
-              "notes": f"accelsync gate check {c['name']}: {c['detail']}"} for c in measured]
     result = validate_dataframe(frame, spec.quality.suite, run_name=f"{spec.name}/{run.run_id}",
                                 docs_root=str(data_docs_root()), extra_expectations=extra)
-    own = tuple(f"({GATE_COLUMN.format(c['name'])})" for c in measured)
     return ([dict(c, name=f"suite: {c['name']}") for c in result.checks if not c["name"].endswith(own)],
-            result.data_docs)
+            result.data_docs, "gx")
+
+
+def _arrow_suite(files: list[str], spec: Spec, run: RunDir, extra: list[dict[str, Any]],
+                 constants: dict[str, float]) -> list[dict[str, Any]] | None:
+    """The suite's checks computed on the snapshot without GX (None: GX must evaluate it); the
+    results are kept in the run folder, in GX's shape, for Data Docs."""
+    from accelsync.quality import arrow_suite
+    from accelsync.quality.suite_checks import suite_check
+
+    if files:
+        with pa.memory_map(files[0], "r") as source:
+            schema = pa.ipc.open_file(source).schema
+    else:
+        schema = load_plan(run).schema
+    result = arrow_suite.evaluate(arrow_suite.load_raw_suite(spec.quality.suite), extra, files, schema, constants)
+    if result is None:
+        return None
+    result.update(run_time=datetime.now(timezone.utc).isoformat(), extra_expectations=extra)
+    run.write_json(SUITE_RESULT_FILE, result)
+    return [suite_check(r["expectation_config"]["type"], r["expectation_config"]["kwargs"], r["success"],
+                        r["result"], r["exception_info"]) for r in result["results"]]
 
 
 def _pandas_frame(files: list[str], run: RunDir):

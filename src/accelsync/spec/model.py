@@ -135,6 +135,9 @@ class SparkOptions(Model):
 
 class Quality(Model):
     suite: Optional[str] = None
+    suite_engine: Literal["auto", "gx"] = Field(default="auto", description=(
+        "auto: the gate computes the suite on the run's Arrow snapshot when every expectation is one it "
+        "evaluates as GX does, else GX evaluates it; gx: GX always evaluates it"))
     reconcile: Reconcile = Reconcile()
     readback: Readback = Readback()
     freshness: Optional[Freshness] = None
