@@ -102,6 +102,23 @@ def load_raw_suite(path: str) -> dict:
     return data
 
 
+def needs_gx(suite: dict) -> str | None:
+    """Why GX must compute this suite, when that is known without the data (its types and
+    arguments); None when the Arrow path may (the snapshot's column types decide the rest)."""
+    if suite.get("suite_parameters"):
+        return "it has suite_parameters"
+    for index, item in enumerate(suite.get("expectations") or []):
+        kind = item.get("type") if isinstance(item, dict) else None
+        handler = _HANDLERS.get(kind)
+        if handler is None:
+            return f"expectations[{index}] ({kind}) is not one accelsync computes"
+        kwargs = item.get("kwargs") or {}
+        extra = sorted(set(kwargs) - handler[0])
+        if extra or any(_is_parameter(v) for v in kwargs.values()):
+            return f"expectations[{index}] ({kind}) has " + (f"the argument {extra[0]!r}" if extra else "a $PARAMETER")
+    return None
+
+
 def evaluate(suite: dict, extra: list[dict], files: list[str], schema: pa.Schema,
              constants: dict[str, float]) -> dict | None:
     """The suite's validation result (GX's JSON shape, results in suite order), or None when

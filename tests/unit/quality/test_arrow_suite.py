@@ -219,3 +219,14 @@ def test_gx_draws_the_arrow_results_into_data_docs(snapshot, tmp_path):
     assert "Failed" in html or "failed" in html
     index = (tmp_path / "docs" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").read_text()
     assert "drawn" in index
+
+
+def test_validate_can_tell_from_the_suite_alone_when_gx_computes_it():
+    assert arrow_suite.needs_gx({"expectations": CASES}) is None
+    assert arrow_suite.needs_gx({"expectations": [CASES[0], FOR_GX[0]]}) == \
+        "expectations[1] (expect_column_mean_to_be_between) is not one accelsync computes"
+    assert arrow_suite.needs_gx({"expectations": [FOR_GX[1]]}) == \
+        "expectations[0] (expect_column_values_to_not_be_null) has the argument 'condition_parser'"
+    assert arrow_suite.needs_gx({"expectations": [FOR_GX[-1]]}) == \
+        "expectations[0] (expect_table_row_count_to_be_between) has a $PARAMETER"
+    assert arrow_suite.needs_gx({"expectations": [], "suite_parameters": {"a": 1}}) == "it has suite_parameters"
