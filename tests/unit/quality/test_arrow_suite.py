@@ -230,3 +230,12 @@ def test_validate_can_tell_from_the_suite_alone_when_gx_computes_it():
     assert arrow_suite.needs_gx({"expectations": [FOR_GX[-1]]}) == \
         "expectations[0] (expect_table_row_count_to_be_between) has a $PARAMETER"
     assert arrow_suite.needs_gx({"expectations": [], "suite_parameters": {"a": 1}}) == "it has suite_parameters"
+
+
+def test_uniqueness_beyond_the_row_limit_goes_to_gx(snapshot, monkeypatch):
+    files, schema = snapshot
+    monkeypatch.setattr(arrow_suite, "UNIQUE_ROWS", 11)  # the snapshot has 12 rows
+    unique = {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "id"}}
+    assert arrow_suite.evaluate({"name": "s", "expectations": [unique]}, [], files, schema, {}) is None
+    monkeypatch.setattr(arrow_suite, "UNIQUE_ROWS", 12)
+    assert arrow_suite.evaluate({"name": "s", "expectations": [unique]}, [], files, schema, {}) is not None
