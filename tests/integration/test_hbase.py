@@ -393,3 +393,39 @@ def test_tables_survive_down_and_up(hbase_server, hbase, hbase_rest):
     assert status.detail.startswith("started by devstack") and status.version == hbase_server.version
     assert hbase_rest.cells(f"{PREFIX}_kept") == {b"r": {b"cf:q": [(b"v2", 2), (b"v1", 1)]}}
     assert hbase_rest.schema(f"{PREFIX}_kept")["cf"]["VERSIONS"] == "2"
+
+
+def test_reconcile_counts_the_same_keys_by_scan_and_by_gets(services, hbase, monkeypatch):
+    """The gate's count of present row keys: key-only scans of sorted key ranges, falling back to
+    multi-gets where a range holds many rows of others, must count exactly what gets count: keys
+    with a cell in the target's family, a key the snapshot holds twice counted twice."""
+    import pyarrow as pa
+
+    from accelsync.registry import target_class
+    from accelsync.targets.hbase import presence
+
+    hbase.create_table("presence", {"f": {}, "other": {}})
+    table = hbase.table("presence")
+    with table.batch(batch_size=2000) as batch:
+        for i in range(1000):
+            if not 10 <= i < 20:  # k0010..k0019 are missing
+                batch.put(f"k{i:04d}".encode(), {b"f:v": b"1"})
+        for j in range(3000):  # rows of others inside one segment's range: that segment uses gets
+            batch.put(f"k0500x{j:04d}".encode(), {b"f:v": b"1"})
+        batch.put(b"k2000", {b"other:v": b"1"})  # a row, but not in the target's family
+    spec = parse_spec({"name": "presence", "source": {"type": "mysql", "table": "t"},
+                       "target": {"type": "hbase", "connection": "test_hbase", "table": "presence",
+                                  "row_key": "k{id}", "family": "f"}})
+    target = target_class("hbase")(spec)
+    ids = [f"{i:04d}" for i in range(1000)] + ["0001", "2000", "9999"]
+    snapshot = [pa.RecordBatch.from_pydict({"id": ids[start:start + 100]}) for start in range(0, len(ids), 100)]
+
+    gets = []
+    original_get = presence._get
+    monkeypatch.setattr(presence, "_get", lambda *args: gets.append(1) or original_get(*args))
+    monkeypatch.setattr(presence, "SEGMENT_KEYS", 50)
+    by_scan = target.count_present_all(lambda: iter(snapshot), {})
+    by_gets = sum(target.count_present(batch, {}) for batch in snapshot)
+
+    assert by_scan == by_gets == 1000 - 10 + 1  # missing ten, k0001 twice, k2000 and k9999 absent
+    assert len(gets) == 1  # only the segment around k0500 met the 3,000 other rows

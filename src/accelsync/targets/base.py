@@ -12,7 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -73,6 +73,12 @@ class Target(ABC):
     @abstractmethod
     def count_present(self, batch: pa.RecordBatch, context: dict[str, Any]) -> int:
         """How many rows of this (snapshot) batch are present in the target."""
+
+    def count_present_all(self, snapshot: Callable[[], Iterator[pa.RecordBatch]],
+                          context: dict[str, Any]) -> int | None:
+        """How many rows of the whole snapshot are present, when the target has a faster way than
+        batch by batch (HBase: key-only scans of sorted keys); None: the gate counts batch by batch."""
+        return None
 
     @abstractmethod
     def read_back(self, rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:

@@ -236,6 +236,22 @@ class HbaseTarget(Target):
         finally:
             client.close()
 
+    def count_present_all(self, snapshot, context: dict[str, Any]) -> int | None:
+        from accelsync.targets.hbase import presence
+
+        conn = self._conn()
+
+        def open_table():
+            client = hbase_connection(conn)
+            return client.table(self.options.table), client.close
+        try:
+            return presence.count_present([self.row_keys(batch).drop_null() for batch in snapshot()],
+                                          [f.encode() for f in self.families()], open_table)
+        except AccelsyncError:
+            raise
+        except Exception as exc:
+            raise hbase_error(exc, conn, "reading back") from None
+
     def read_back(self, rows: list[dict[str, Any]], context: dict[str, Any]) -> list[dict[str, Any]]:
         if not rows:
             return []
