@@ -173,16 +173,22 @@ def _kwargs_problems(error: Exception, field: str) -> list[tuple[str, str]]:
     return [(where, " or ".join(messages)) for where, messages in by_field.items()]
 
 
-def validate_dataframe(df, suite_path: str, *, run_name: str, docs_root: str,
-                       extra_expectations: list[dict] | None = None) -> SuiteResult:
-    """Validate a pandas or Spark DataFrame against a suite file (plus extra expectation dicts)
-    and add the run to the Data Docs site of the file context at `docs_root`."""
+def _suite_with(suite_path: str, extra_expectations: list[dict] | None) -> "gx.ExpectationSuite":
+    """The suite file's expectations, then the extra ones (the gate's own checks)."""
     suite = load_suite(suite_path)
     if extra_expectations:
         extra, problems = _parse_expectations(list(extra_expectations), "extra_expectations")
         if problems:
             raise SpecError(suite_path, problems)
         suite.expectations.extend(extra)
+    return suite
+
+
+def validate_dataframe(df, suite_path: str, *, run_name: str, docs_root: str,
+                       extra_expectations: list[dict] | None = None) -> SuiteResult:
+    """Validate a pandas or Spark DataFrame against a suite file (plus extra expectation dicts)
+    and add the run to the Data Docs site of the file context at `docs_root`."""
+    suite = _suite_with(suite_path, extra_expectations)
     os.makedirs(docs_root, exist_ok=True)
     with _exclusive(docs_root):
         context = _context(docs_root)
@@ -212,12 +218,7 @@ def render_results(raw: dict, suite_path: str, *, run_name: str, docs_root: str,
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier, ValidationResultIdentifier)
 
-    suite = load_suite(suite_path)
-    if extra_expectations:
-        extra, problems = _parse_expectations(list(extra_expectations), "extra_expectations")
-        if problems:
-            raise SpecError(suite_path, problems)
-        suite.expectations.extend(extra)
+    suite = _suite_with(suite_path, extra_expectations)
     if len(suite.expectations) != len(raw["results"]):
         raise ValueError(f"{len(raw['results'])} results for {len(suite.expectations)} expectations")
     os.makedirs(docs_root, exist_ok=True)
