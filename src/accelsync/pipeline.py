@@ -125,8 +125,7 @@ def render_data_docs(spec: Spec, run_id: str) -> dict[str, Any]:
     clock = time.monotonic()
     raw = run.read_json(SUITE_RESULT_FILE)
     try:
-        page = render_results(raw, spec.quality.suite, run_name=f"{spec.name}/{run_id}",
-                              docs_root=str(data_docs_root()), extra_expectations=raw.get("extra_expectations"))
+        page = render_results(raw, run_name=f"{spec.name}/{run_id}", docs_root=str(data_docs_root()))
     except Exception as exc:  # noqa: BLE001 - the verdict stands without its page
         log.warning("%s: could not draw the Data Docs page of run %s (%s)", spec.name, run_id, exc)
         return verdict

@@ -147,7 +147,8 @@ def evaluate(suite: dict, extra: list[dict], files: list[str], schema: pa.Schema
         log.info("the suite goes to Great Expectations: %s", error)
         return None
     passed = sum(1 for r in results if r["success"])
-    return {"success": passed == len(results), "suite_name": suite.get("name"), "results": results,
+    return {"success": passed == len(results), "suite_name": suite.get("name"), "suite_meta": suite.get("meta"),
+            "results": results,
             "statistics": {"evaluated_expectations": len(results), "successful_expectations": passed,
                            "unsuccessful_expectations": len(results) - passed,
                            "success_percent": passed / len(results) * 100 if results else None}}

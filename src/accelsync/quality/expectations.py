@@ -207,20 +207,21 @@ def validate_dataframe(df, suite_path: str, *, run_name: str, docs_root: str,
                        results=[r.to_json_dict() for r in results])
 
 
-def render_results(raw: dict, suite_path: str, *, run_name: str, docs_root: str,
-                   extra_expectations: list[dict] | None = None) -> str | None:
-    """Add a validation computed without GX (quality/arrow_suite: results in GX's JSON shape, in
-    the order of the suite's expectations and then the extra ones) to the Data Docs site at
-    `docs_root`, as the checkpoint would have; return its page."""
+def render_results(raw: dict, *, run_name: str, docs_root: str) -> str | None:
+    """Add a validation computed without GX (quality/arrow_suite: results in GX's JSON shape,
+    each with the expectation it evaluated) to the Data Docs site at `docs_root`, as the
+    checkpoint would have; return its page. The suite drawn is the one evaluated, even if its
+    file changed since."""
     import great_expectations as gx
     from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier, ValidationResultIdentifier)
 
-    suite = _suite_with(suite_path, extra_expectations)
-    if len(suite.expectations) != len(raw["results"]):
-        raise ValueError(f"{len(raw['results'])} results for {len(suite.expectations)} expectations")
+    expectations, problems = _parse_expectations([r["expectation_config"] for r in raw["results"]], "results")
+    if problems:
+        raise ValueError("; ".join(f"{field}: {message}" for field, message in problems))
+    suite = gx.ExpectationSuite(name=raw["suite_name"], expectations=expectations, meta=raw.get("suite_meta"))
     os.makedirs(docs_root, exist_ok=True)
     with _exclusive(docs_root):
         context = _context(docs_root)

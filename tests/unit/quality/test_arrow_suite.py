@@ -208,10 +208,8 @@ def test_gx_draws_the_arrow_results_into_data_docs(snapshot, tmp_path):
 
     files, schema = snapshot
     cases = [CASES[0], CASES[19], CASES[31]]  # row count, city in {Berlin, Paris}, name ^\S.*$
-    suite = tmp_path / "drawn.json"
-    suite.write_text(json.dumps({"name": "drawn", "expectations": cases}))
     raw = arrow_suite.evaluate({"name": "drawn", "expectations": cases}, [], files, schema, {})
-    page = render_results(raw, str(suite), run_name="drawn/run-1", docs_root=str(tmp_path / "docs"))
+    page = render_results(raw, run_name="drawn/run-1", docs_root=str(tmp_path / "docs"))
     html = Path(page).read_text(encoding="utf-8")
     assert page.endswith(".html") and "drawn" in page and "run-1" in page
     for shown in ("Tokyo", "Rome", "Oslo", "Lima", " Bo", "Berlin"):  # unexpected values and the value set
