@@ -25,7 +25,9 @@ def _fixed_cost(summary: dict[str, Any]) -> str:
     sync = summary.get("sync_seconds") or 0
     other = summary["seconds"] - sync
     if summary["seconds"] > 0 and other > 0.5 * summary["seconds"]:
-        return f" ({other:.1f}s of {summary['seconds']:.1f}s is start-up, gate and publish, not copying)"
+        steps = ("start-up, gate, publish and Data Docs" if (summary.get("stage_seconds") or {}).get("data docs")
+                 else "start-up, gate and publish")
+        return f" ({other:.1f}s of {summary['seconds']:.1f}s is {steps}, not copying)"
     return ""
 
 
