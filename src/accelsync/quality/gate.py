@@ -84,8 +84,9 @@ GATE_COLUMN = "accelsync_{}"
 def _suite(files: list[str], spec: Spec, run: RunDir, stats: SyncStats,
            checks: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None, str]:
     """The suite's checks, its Data Docs page (None: drawn after the verdict, see
-    pipeline.render_data_docs) and what evaluated it ("arrow" or "gx"). Evaluated on the Arrow snapshot when every expectation is one
-    quality/arrow_suite computes as GX would, else by GX: on pandas, or on Spark when large."""
+    pipeline.render_data_docs) and what evaluated it ("arrow" or "gx"). Evaluated on the Arrow
+    snapshot when every expectation is one quality/arrow_suite computes as GX would, else by GX:
+    on pandas, or on Spark when large."""
     measured = [c for c in checks if c.get("measured") is not None]
     columns = {GATE_COLUMN.format(c["name"]): float(c["measured"]) for c in measured}
     extra = [{"type": "expect_column_values_to_be_between",
@@ -95,7 +96,8 @@ def _suite(files: list[str], spec: Spec, run: RunDir, stats: SyncStats,
     if spec.quality.suite_engine == "auto" and (files or spec.transform is None):
         result = _arrow_suite(files, spec, run, extra, columns)
         if result is not None:
-            return [dict(c, name=f"suite: {c['name']}") for c in result if not c["name"].endswith(own)], None, "arrow"
+            suite = [dict(c, name=f"suite: {c['name']}") for c in result if not c["name"].endswith(own)]
+            return suite, None, "arrow"
     from accelsync.quality.expectations import validate_dataframe
 
     if stats.written <= PANDAS_SUITE_ROWS and (files or spec.transform is None):
