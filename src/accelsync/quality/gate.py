@@ -127,7 +127,11 @@ def _arrow_suite(files: list[str], spec: Spec, run: RunDir, extra: list[dict[str
             schema = pa.ipc.open_file(source).schema
     else:
         schema = load_plan(run).schema
-    result = arrow_suite.evaluate(arrow_suite.load_raw_suite(spec.quality.suite), extra, files, schema, constants)
+    try:
+        suite = arrow_suite.load_raw_suite(spec.quality.suite)
+    except (OSError, ValueError, arrow_suite.Unsupported):
+        return None  # GX reads it again and says what is wrong with it, field by field
+    result = arrow_suite.evaluate(suite, extra, files, schema, constants)
     if result is None:
         return None
     result["run_time"] = datetime.now(timezone.utc).isoformat()
