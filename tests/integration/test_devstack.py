@@ -357,13 +357,25 @@ def test_kafka_that_cannot_listen_fails_with_its_log(private_home, monkeypatch):
     assert devstack.status(["kafka"])[0].detail == "not running"
 
 
-def test_a_server_that_logs_a_fatal_error_and_hangs_is_stopped_at_once(private_home):
+@pytest.mark.parametrize("reaped", [False, True], ids=["exit-unseen", "exit-reaped"])
+def test_a_server_that_logs_a_fatal_error_and_hangs_is_stopped_at_once(private_home, monkeypatch, reaped):
     """A server whose log says it will never be healthy (Kafka's "Encountered fatal fault") but
-    whose process lingers is stopped, and `up` fails with its log, without waiting out the timeout."""
+    whose process lingers is stopped, and `up` fails with its log, without waiting out the timeout,
+    and without trying again: also when the stop was seen as "killed by signal 15" (a child reaped
+    while stopping it, as happened under load in CI: the old code took our own SIGTERM for a
+    crash, started the server twice more and blamed the signal)."""
     import sys
 
+    from accelsync.dev.devstack import base, process
     from accelsync.dev.devstack.base import Service
     from accelsync.dev.devstack.process import pid_alive, read_pid, spawn_detached
+
+    if reaped:
+        def terminate_and_reap(pid, *args, **kwargs):
+            stopped = process.terminate(pid, *args, **kwargs)
+            process.EXITED[pid] = -15
+            return stopped
+        monkeypatch.setattr(base, "terminate", terminate_and_reap)
 
     class Hanging(Service):
         name, label, process_name = "hanging", "Hanging", "hanging_server_marker"
@@ -390,6 +402,7 @@ def test_a_server_that_logs_a_fatal_error_and_hangs_is_stopped_at_once(private_h
     assert time.monotonic() - started < 30
     assert read_pid(service.pid_file) is None
     assert not any(pid_alive(int(pid), "hanging_server_marker") for pid in os.listdir("/proc") if pid.isdigit())
+    assert service.log_file.read_text().count("Encountered fatal fault") == 1  # started once
 
 
 def test_down_leaves_servers_it_did_not_start(stack, private_home):

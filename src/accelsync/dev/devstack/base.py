@@ -189,12 +189,15 @@ class Service(ABC):
                     return self._ready("started", self.our_pid())
                 pid = read_pid(self.pid_file) or launched
                 fatal = self._logged_fatal(logged)
+                hung = bool(pid) and pid_alive(pid, self.process_name)
                 if pid:
                     terminate(pid, self.process_name, timeout=10)
                 self.pid_file.unlink(missing_ok=True)
                 silent = (self.log_file.stat().st_size if self.log_file.exists() else 0) == logged
-                if not (silent or killed_by_signal(launched)) or attempt == attempts:
-                    how = exit_text(launched) or (f" (it logged {fatal!r} and was stopped)" if fatal else "")
+                # A logged fatal error is never retried; the signal that stopped such a server is ours.
+                if fatal or not (silent or killed_by_signal(launched)) or attempt == attempts:
+                    how = (f" (it logged {fatal!r} and was stopped)" if fatal and hung
+                           else exit_text(launched) or (f" (it logged {fatal!r})" if fatal else ""))
                     raise DevstackError(f"{self.label} did not become healthy on {self.address} within "
                                         f"{start_timeout():.0f}s{how}; {self.log_file} ends:\n"
                                         f"{tail(self.log_file)}")
