@@ -120,14 +120,25 @@ def needs_gx(suite: dict) -> str | None:
     if suite.get("suite_parameters"):
         return "it has suite_parameters"
     for index, item in enumerate(suite.get("expectations") or []):
-        kind = item.get("type") if isinstance(item, dict) else None
-        handler = _HANDLERS.get(kind)
-        if handler is None:
-            return f"expectations[{index}] ({kind}) is not one accelsync computes"
-        kwargs = item.get("kwargs") or {}
-        extra = sorted(set(kwargs) - handler[0])
-        if extra or any(_is_parameter(v) for v in kwargs.values()):
-            return f"expectations[{index}] ({kind}) has " + (f"the argument {extra[0]!r}" if extra else "a $PARAMETER")
+        reason = _why_gx(item)
+        if reason:
+            return f"expectations[{index}] {reason}"
+    return None
+
+
+def _why_gx(item: Any) -> str | None:
+    """Why GX must compute this expectation, from its type and arguments alone."""
+    if not isinstance(item, dict) or set(item) - _EXPECTATION_KEYS or not isinstance(item.get("kwargs", {}), dict):
+        return "is not an expectation object accelsync reads"
+    kind, kwargs = item.get("type"), item.get("kwargs", {})
+    handler = _HANDLERS.get(kind)
+    if handler is None:
+        return f"({kind}) is not one accelsync computes"
+    unknown = sorted(set(kwargs) - handler[0])
+    if unknown:
+        return f"({kind}) has the argument {unknown[0]!r}"
+    if any(_is_parameter(v) for v in kwargs.values()):
+        return f"({kind}) has a $PARAMETER"
     return None
 
 
@@ -155,16 +166,11 @@ def evaluate(suite: dict, extra: list[dict], files: list[str], schema: pa.Schema
 
 
 def _evaluate_one(item: Any, table: Table) -> dict:
-    if not isinstance(item, dict) or set(item) - _EXPECTATION_KEYS or not isinstance(item.get("kwargs", {}), dict):
-        raise Unsupported("malformed expectation")
-    kind, kwargs = item.get("type"), dict(item.get("kwargs", {}))
-    handler = _HANDLERS.get(kind)
-    if handler is None:
-        raise Unsupported(f"{kind} is evaluated by GX")
-    allowed, evaluate_kind = handler
-    if set(kwargs) - allowed or any(_is_parameter(v) for v in kwargs.values()):
-        raise Unsupported(f"{kind} with these arguments is evaluated by GX")
-    success, result = evaluate_kind(table, **kwargs)
+    reason = _why_gx(item)
+    if reason:
+        raise Unsupported(reason)
+    kind, kwargs = item["type"], dict(item.get("kwargs", {}))
+    success, result = _HANDLERS[kind][1](table, **kwargs)
     config = {"type": kind, "kwargs": kwargs, **{k: item[k] for k in _CONFIG_KEYS if k in item}}
     return {"success": bool(success), "expectation_config": config, "result": result,
             "exception_info": dict(NO_EXCEPTION), "meta": {}}
