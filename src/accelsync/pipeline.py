@@ -27,7 +27,7 @@ from accelsync.engine.sync import SyncStats, load_plan, load_stats
 from accelsync.errors import AccelsyncError, GateFailed, SyncTimeout, TerminalError
 from accelsync.registry import source_class, target_class
 from accelsync.runs import (AIRFLOW_FILE, CONTEXT_FILE, GATE_FILE, PLAN_FILE, PUBLISHED_FILE, RUN_FILE, RunDir,
-                            SUITE_RESULT_FILE, SUMMARY_FILE, SYNC_FILE, TRIES_FILE, new_run_id)
+                            SUITE_RESULT_FILE, SUMMARY_FILE, SYNC_FILE, TRIES_FILE, data_docs_root, new_run_id)
 from accelsync.spec import FAILED_UPSERT_NOTE, Spec
 from accelsync.state import load_state, save_state
 
@@ -120,7 +120,6 @@ def render_data_docs(spec: Spec, run_id: str) -> dict[str, Any]:
     if verdict.get("data_docs") or not run.exists(SUITE_RESULT_FILE) or not spec.quality.suite:
         return verdict
     from accelsync.quality.expectations import render_results
-    from accelsync.runs import data_docs_root
 
     clock = time.monotonic()
     raw = run.read_json(SUITE_RESULT_FILE)

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -220,7 +221,7 @@ def _column_exists(table: Table, column=None):
 
 def _map_result(table: Table, column: Column, unexpected: pa.ChunkedArray, mostly: float,
                 count_nulls: bool) -> tuple[bool, dict]:
-    """GX's ColumnMapExpectation result (SUMMARY) from the mask of unexpected rows.
+    """GX's ColumnMapExpectation result (SUMMARY) from the mask of unexpected rows (no nulls in it).
 
     `count_nulls`: the expectation is about nulls themselves (not_be_null / be_null): every row is
     considered and there is no missing count; otherwise nulls are left out first."""
@@ -228,7 +229,7 @@ def _map_result(table: Table, column: Column, unexpected: pa.ChunkedArray, mostl
     unexpected_count = pc.sum(unexpected).as_py() or 0
     considered = rows if count_nulls else rows - (pc.sum(column.null).as_py() or 0)
     success = True if rows == 0 or considered == 0 else (considered - unexpected_count) / considered >= mostly
-    positions = pc.indices_nonzero(pc.fill_null(unexpected, False).combine_chunks())[:PARTIAL_UNEXPECTED]
+    positions = pc.indices_nonzero(unexpected.combine_chunks())[:PARTIAL_UNEXPECTED]
     values = pc.take(column.values, positions).to_pylist()
     if count_nulls and pa.types.is_floating(column.type):
         values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
@@ -258,8 +259,6 @@ def _map_result(table: Table, column: Column, unexpected: pa.ChunkedArray, mostl
 
 def _counts(values: list) -> list[dict]:
     """GX's partial_unexpected_counts: most common first, ties by value."""
-    from collections import Counter
-
     try:
         common = Counter(values).most_common(PARTIAL_UNEXPECTED)
         return [{"value": value, "count": count} for value, count in sorted(common, key=lambda x: (-x[1], x[0]))]

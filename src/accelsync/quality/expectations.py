@@ -229,8 +229,7 @@ def render_results(raw: dict, *, run_name: str, docs_root: str) -> str | None:
         results = [ExpectationValidationResult(success=item["success"], expectation_config=expectation.configuration,
                                                result=item["result"], exception_info=item["exception_info"], meta={})
                    for expectation, item in zip(suite.expectations, raw["results"])]
-        run_id = RunIdentifier(run_name=run_name.replace("/", "__").replace("\\", "__"),
-                               run_time=raw.get("run_time"))
+        run_id = RunIdentifier(run_name=_safe_run_name(run_name), run_time=raw.get("run_time"))
         batch = f"{ARROW_BATCH}-{suite.name}"
         meta = {"great_expectations_version": gx.__version__, "run_id": run_id, "validation_time": run_id.run_time,
                 "batch_spec": {"batch_data": "Arrow snapshot of the run"}, "batch_parameters": None,
@@ -334,8 +333,7 @@ def _checkpoint(context, suite, spark: bool):
 def _run(checkpoint, df, run_name: str):
     from great_expectations.core.run_identifier import RunIdentifier
 
-    # The run name becomes a directory of the stores and the Data Docs site.
-    safe_name = run_name.replace("/", "__").replace("\\", "__")
+    safe_name = _safe_run_name(run_name)
     if _is_pandas(df):
         return checkpoint.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=safe_name))
     cached_before = df.is_cached
@@ -345,6 +343,11 @@ def _run(checkpoint, df, run_name: str):
     finally:
         if not cached_before:
             df.unpersist()
+
+
+def _safe_run_name(run_name: str) -> str:
+    """The run name becomes a directory of the stores and the Data Docs site."""
+    return run_name.replace("/", "__").replace("\\", "__")
 
 
 def _docs_page(context, key) -> str | None:
